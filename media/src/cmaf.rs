@@ -1,0 +1,413 @@
+//! CMAF (ISO/IEC 23000-19) fragmented MP4: init segments, media segments, and re-timing a
+//! media segment for its place on a live timeline.
+
+use mp4_atom::{
+    Avc1, Avcc, Decode, Dinf, Dref, Encode, Ftyp, Hdlr, Mdat, Mdhd, Mdia, Mfhd, Minf, Moof, Moov,
+    Mvex, Mvhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Styp, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun,
+    TrunEntry, TrunSamples, Url, Visual, Vmhd,
+};
+
+use crate::{MediaError, Result};
+
+/// ISO/IEC 14496-12 §8.8.3.1 sample flags: `sample_depends_on = 2` (does not depend on
+/// others, i.e. a sync sample).
+pub const SYNC_SAMPLE_FLAGS: u32 = 0x0200_0000;
+/// `sample_depends_on = 1` plus `sample_is_non_sync_sample = 1`.
+pub const NON_SYNC_SAMPLE_FLAGS: u32 = 0x0101_0000;
+
+const TRACK_ID: u32 = 1;
+
+/// What the init segment of an H.264 video track describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoTrack {
+    pub timescale: u32,
+    pub width: u32,
+    pub height: u32,
+    /// SPS and PPS NAL units, without start codes.
+    pub sps: Vec<u8>,
+    pub pps: Vec<u8>,
+}
+
+/// One coded sample: an access unit in length-prefixed (AVCC, 4-byte) form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub data: Vec<u8>,
+    /// Duration in the track's timescale.
+    pub duration: u32,
+    pub sync: bool,
+}
+
+fn u16_dimension(value: u32, what: &str) -> Result<u16> {
+    u16::try_from(value).map_err(|_| MediaError::Invalid(format!("{what} {value} too large")))
+}
+
+/// The CMAF header (`ftyp` + `moov` with `avcC` and `mvex`/`trex`) of a video track.
+pub fn video_init_segment(track: &VideoTrack) -> Result<Vec<u8>> {
+    let [_, profile, compat, level, ..] = track.sps[..] else {
+        return Err(MediaError::Invalid("SPS too short".into()));
+    };
+    let width = u16_dimension(track.width, "width")?;
+    let height = u16_dimension(track.height, "height")?;
+    let ftyp = Ftyp {
+        major_brand: b"cmfc".into(),
+        minor_version: 0,
+        compatible_brands: vec![
+            b"iso6".into(),
+            b"cmfc".into(),
+            b"mp41".into(),
+            b"dash".into(),
+        ],
+    };
+    let avc1 = Avc1 {
+        visual: Visual {
+            data_reference_index: 1,
+            width,
+            height,
+            horizresolution: 72.into(),
+            vertresolution: 72.into(),
+            frame_count: 1,
+            compressor: "".into(),
+            depth: 24,
+        },
+        avcc: Avcc {
+            configuration_version: 1,
+            avc_profile_indication: profile,
+            profile_compatibility: compat,
+            avc_level_indication: level,
+            length_size: 4,
+            sequence_parameter_sets: vec![track.sps.clone()],
+            picture_parameter_sets: vec![track.pps.clone()],
+            ext: None,
+        },
+        btrt: None,
+        colr: None,
+        pasp: None,
+        taic: None,
+        fiel: None,
+        spatial: None,
+    };
+    let moov = Moov {
+        mvhd: Mvhd {
+            timescale: 1000,
+            rate: 1.into(),
+            volume: 1.into(),
+            next_track_id: TRACK_ID + 1,
+            ..Default::default()
+        },
+        mvex: Some(Mvex {
+            mehd: None,
+            trex: vec![Trex {
+                track_id: TRACK_ID,
+                default_sample_description_index: 1,
+                ..Default::default()
+            }],
+        }),
+        trak: vec![Trak {
+            tkhd: Tkhd {
+                track_id: TRACK_ID,
+                enabled: true,
+                in_movie: true,
+                width: width.into(),
+                height: height.into(),
+                ..Default::default()
+            },
+            mdia: Mdia {
+                mdhd: Mdhd {
+                    timescale: track.timescale,
+                    language: "und".into(),
+                    ..Default::default()
+                },
+                hdlr: Hdlr {
+                    handler: b"vide".into(),
+                    name: "Rivulet video".into(),
+                },
+                minf: Minf {
+                    vmhd: Some(Vmhd::default()),
+                    dinf: Dinf {
+                        dref: Dref {
+                            entries: vec![
+                                Url {
+                                    location: String::new(),
+                                }
+                                .into(),
+                            ],
+                        },
+                    },
+                    stbl: Stbl {
+                        stsd: Stsd {
+                            codecs: vec![avc1.into()],
+                        },
+                        stts: Stts::default(),
+                        stsc: Stsc::default(),
+                        stsz: Stsz::default(),
+                        stco: Some(Stco::default()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            },
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    ftyp.encode(&mut out)?;
+    moov.encode(&mut out)?;
+    Ok(out)
+}
+
+/// One CMAF media segment (`styp`, `moof` with `mfhd`/`tfhd`/`tfdt`/`trun`, `mdat`).
+///
+/// `sequence` is the `mfhd` sequence number, `base_decode_time` the `tfdt` of the first
+/// sample in the track's timescale.
+pub fn media_segment(sequence: u32, base_decode_time: u64, samples: &[Sample]) -> Result<Vec<u8>> {
+    let first = samples
+        .first()
+        .ok_or_else(|| MediaError::Invalid("a media segment needs samples".into()))?;
+    if !first.sync {
+        return Err(MediaError::Invalid(
+            "a CMAF segment must start with a sync sample".into(),
+        ));
+    }
+    let entries = samples
+        .iter()
+        .map(|s| -> Result<TrunEntry> {
+            Ok(TrunEntry {
+                duration: Some(s.duration),
+                size: Some(
+                    u32::try_from(s.data.len())
+                        .map_err(|_| MediaError::Invalid("sample larger than 4 GiB".into()))?,
+                ),
+                flags: Some(if s.sync {
+                    SYNC_SAMPLE_FLAGS
+                } else {
+                    NON_SYNC_SAMPLE_FLAGS
+                }),
+                cts: None,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut moof = Moof {
+        mfhd: Mfhd {
+            sequence_number: sequence,
+        },
+        traf: vec![Traf {
+            tfhd: Tfhd {
+                track_id: TRACK_ID,
+                default_base_is_moof: true,
+                ..Default::default()
+            },
+            tfdt: Some(Tfdt {
+                base_media_decode_time: base_decode_time,
+            }),
+            trun: vec![Trun {
+                data_offset: Some(0),
+                samples: TrunSamples::Explicit(entries),
+            }],
+            ..Default::default()
+        }],
+    };
+    // The data offset is counted from the start of the moof (default-base-is-moof) to the
+    // first byte of mdat's payload: moof's size plus mdat's 8-byte header.
+    let mut probe = Vec::new();
+    moof.encode(&mut probe)?;
+    let offset =
+        i32::try_from(probe.len() + 8).map_err(|_| MediaError::Invalid("moof too large".into()))?;
+    moof.traf[0].trun[0].data_offset = Some(offset);
+
+    let payload: usize = samples.iter().map(|s| s.data.len()).sum();
+    let mut data = Vec::with_capacity(payload);
+    for s in samples {
+        data.extend_from_slice(&s.data);
+    }
+    let styp = Styp {
+        major_brand: b"msdh".into(),
+        minor_version: 0,
+        compatible_brands: vec![b"msdh".into(), b"msix".into(), b"cmfs".into()],
+    };
+    let mut out = Vec::with_capacity(payload + probe.len() + 64);
+    styp.encode(&mut out)?;
+    moof.encode(&mut out)?;
+    Mdat { data }.encode(&mut out)?;
+    Ok(out)
+}
+
+/// What [`inspect_segment`] reads back from a media segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub sequence: u32,
+    pub base_decode_time: u64,
+    pub sample_count: usize,
+    pub duration: u64,
+    pub first_sample_sync: bool,
+}
+
+/// Reads the timing of a media segment (one track), for tests and live re-timing.
+pub fn inspect_segment(bytes: &[u8]) -> Result<SegmentInfo> {
+    let (_, moof, _) = split_segment(bytes)?;
+    let traf = moof
+        .traf
+        .first()
+        .ok_or_else(|| MediaError::Invalid("moof without traf".into()))?;
+    let default_duration = traf.tfhd.default_sample_duration.unwrap_or(0);
+    let mut sample_count = 0;
+    let mut duration = 0u64;
+    let mut first_sample_sync = false;
+    for trun in &traf.trun {
+        for (i, entry) in trun.samples.iter().enumerate() {
+            if sample_count == 0 && i == 0 {
+                let flags = entry.flags.or(traf.tfhd.default_sample_flags).unwrap_or(0);
+                first_sample_sync = flags & 0x0001_0000 == 0;
+            }
+            sample_count += 1;
+            duration += u64::from(entry.duration.unwrap_or(default_duration));
+        }
+    }
+    Ok(SegmentInfo {
+        sequence: moof.mfhd.sequence_number,
+        base_decode_time: traf.tfdt.as_ref().map_or(0, |t| t.base_media_decode_time),
+        sample_count,
+        duration,
+        first_sample_sync,
+    })
+}
+
+fn split_segment(bytes: &[u8]) -> Result<(Option<Styp>, Moof, Mdat)> {
+    let mut buf = bytes;
+    let mut styp = None;
+    let mut moof = None;
+    let mut mdat = None;
+    while !buf.is_empty() {
+        match mp4_atom::Any::decode(&mut buf)? {
+            mp4_atom::Any::Styp(s) => styp = Some(s),
+            mp4_atom::Any::Moof(m) if moof.is_none() => moof = Some(m),
+            mp4_atom::Any::Mdat(m) if mdat.is_none() => mdat = Some(m),
+            other => {
+                return Err(MediaError::Invalid(format!(
+                    "unexpected box {:?} in a single-fragment segment",
+                    other.kind()
+                )));
+            }
+        }
+    }
+    match (moof, mdat) {
+        (Some(moof), Some(mdat)) => Ok((styp, moof, mdat)),
+        _ => Err(MediaError::Invalid("segment lacks moof or mdat".into())),
+    }
+}
+
+/// Re-times a media segment for its place on another timeline: sets the `mfhd` sequence
+/// number and the `tfdt` base media decode time, keeping every sample byte. The segment's
+/// `trun` data offset is recomputed, since `tfdt` may grow from version 0 to version 1.
+pub fn retime_segment(bytes: &[u8], sequence: u32, base_decode_time: u64) -> Result<Vec<u8>> {
+    let (styp, mut moof, mdat) = split_segment(bytes)?;
+    moof.mfhd.sequence_number = sequence;
+    for traf in &mut moof.traf {
+        traf.tfdt = Some(Tfdt {
+            base_media_decode_time: base_decode_time,
+        });
+    }
+    let mut probe = Vec::new();
+    moof.encode(&mut probe)?;
+    let offset =
+        i32::try_from(probe.len() + 8).map_err(|_| MediaError::Invalid("moof too large".into()))?;
+    for traf in &mut moof.traf {
+        for trun in &mut traf.trun {
+            if trun.data_offset.is_some() {
+                trun.data_offset = Some(offset);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 8);
+    if let Some(styp) = styp {
+        styp.encode(&mut out)?;
+    }
+    moof.encode(&mut out)?;
+    mdat.encode(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn samples(n: usize) -> Vec<Sample> {
+        (0..n)
+            .map(|i| Sample {
+                data: vec![0, 0, 0, 2, 0x65, i as u8],
+                duration: 3000,
+                sync: i == 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn media_segment_round_trips_timing() {
+        let seg = media_segment(7, 180_000, &samples(60)).unwrap();
+        let info = inspect_segment(&seg).unwrap();
+        assert_eq!(
+            info,
+            SegmentInfo {
+                sequence: 7,
+                base_decode_time: 180_000,
+                sample_count: 60,
+                duration: 180_000,
+                first_sample_sync: true,
+            }
+        );
+    }
+
+    #[test]
+    fn segments_must_start_with_a_sync_sample() {
+        let mut s = samples(3);
+        s[0].sync = false;
+        assert!(media_segment(1, 0, &s).is_err());
+        assert!(media_segment(1, 0, &[]).is_err());
+    }
+
+    #[test]
+    fn retime_keeps_samples_and_moves_time_forward() {
+        let seg = media_segment(1, 0, &samples(60)).unwrap();
+        let big = 1u64 << 40; // forces a 64-bit tfdt
+        let moved = retime_segment(&seg, 1234, big).unwrap();
+        let info = inspect_segment(&moved).unwrap();
+        assert_eq!((info.sequence, info.base_decode_time), (1234, big));
+        assert_eq!(info.sample_count, 60);
+        let (_, moof, mdat) = split_segment(&moved).unwrap();
+        let (_, _, original) = split_segment(&seg).unwrap();
+        assert_eq!(mdat.data, original.data);
+        // The data offset still points at mdat's payload.
+        let mut probe = Vec::new();
+        moof.encode(&mut probe).unwrap();
+        assert_eq!(
+            moof.traf[0].trun[0].data_offset,
+            Some(probe.len() as i32 + 8)
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bad in [&b""[..], b"\0\0\0\x08free", b"\xff\xff\xff\xffmoof", b"abc"] {
+            assert!(inspect_segment(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn init_segment_decodes() {
+        let track = VideoTrack {
+            timescale: 90_000,
+            width: 640,
+            height: 360,
+            sps: vec![0x67, 0x42, 0xc0, 0x1e, 0xda],
+            pps: vec![0x68, 0xce, 0x3c, 0x80],
+        };
+        let init = video_init_segment(&track).unwrap();
+        let mut buf = &init[..];
+        let ftyp = Ftyp::decode(&mut buf).unwrap();
+        assert_eq!(ftyp.major_brand, b"cmfc".into());
+        let moov = Moov::decode(&mut buf).unwrap();
+        assert_eq!(moov.trak[0].mdia.mdhd.timescale, 90_000);
+        assert!(moov.mvex.is_some());
+    }
+}

@@ -1,0 +1,275 @@
+//! Typed codecs strings (RFC 6381 `codecs` parameter), derived from the bitstream.
+//!
+//! Values are never typed by hand: an [`Codec::Avc`] comes from an SPS, an
+//! [`Codec::Mp4a`] from the AAC AudioSpecificConfig. `Display` and `FromStr` round-trip.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::MediaError;
+
+/// One codec of a `codecs` list.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// H.264: `avc1.PPCCLL` (profile_idc, constraint flags, level_idc as hex, RFC 6381 §3.3).
+    Avc {
+        profile: u8,
+        constraints: u8,
+        level: u8,
+    },
+    /// MPEG-4 audio: `mp4a.OO.A` (object type indication in hex, audio object type in decimal).
+    Mp4a {
+        object_type: u8,
+        audio_object_type: u8,
+    },
+    /// Opus in ISO-BMFF: `opus`.
+    Opus,
+    /// Any other codec, kept verbatim so that foreign manifests round-trip.
+    Other(String),
+}
+
+impl Codec {
+    /// The AVC codec of a stream from its SPS NAL unit (with or without the one-byte NAL
+    /// header). Profile, constraint flags and level are bytes 1..4 of the NAL (H.264 §7.3.2.1).
+    pub fn from_sps(sps: &[u8]) -> Result<Self, MediaError> {
+        let body = match sps.first() {
+            Some(header) if header & 0x1f == 7 => &sps[1..],
+            _ => sps,
+        };
+        match body {
+            [profile, constraints, level, ..] => Ok(Self::Avc {
+                profile: *profile,
+                constraints: *constraints,
+                level: *level,
+            }),
+            _ => Err(MediaError::Invalid(format!(
+                "SPS too short ({} bytes)",
+                sps.len()
+            ))),
+        }
+    }
+
+    /// The MPEG-4 audio codec from an AudioSpecificConfig (ISO 14496-3 §1.6.2.1): the audio
+    /// object type is its first five bits.
+    pub fn from_audio_specific_config(asc: &[u8]) -> Result<Self, MediaError> {
+        let first = asc
+            .first()
+            .ok_or_else(|| MediaError::Invalid("empty AudioSpecificConfig".into()))?;
+        Ok(Self::Mp4a {
+            object_type: 0x40,
+            audio_object_type: first >> 3,
+        })
+    }
+
+    /// Whether this codec carries video.
+    pub fn is_video(&self) -> bool {
+        match self {
+            Self::Avc { .. } => true,
+            Self::Mp4a { .. } | Self::Opus => false,
+            Self::Other(s) => ["avc", "hvc", "hev", "vp0", "av01", "dvh"]
+                .iter()
+                .any(|p| s.starts_with(p)),
+        }
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Avc {
+                profile,
+                constraints,
+                level,
+            } => write!(f, "avc1.{profile:02x}{constraints:02x}{level:02x}"),
+            Self::Mp4a {
+                object_type,
+                audio_object_type,
+            } => write!(f, "mp4a.{object_type:x}.{audio_object_type}"),
+            Self::Opus => f.write_str("opus"),
+            Self::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl FromStr for Codec {
+    type Err = MediaError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let invalid = || MediaError::Codecs(s.to_string());
+        if s.is_empty() || s.contains(',') || s.contains(char::is_whitespace) {
+            return Err(invalid());
+        }
+        if let Some(hex) = s.strip_prefix("avc1.").or_else(|| s.strip_prefix("avc3.")) {
+            // avc3 (in-band parameter sets) is kept verbatim; we write avc1 only.
+            if s.starts_with("avc3") {
+                return Ok(Self::Other(s.to_string()));
+            }
+            if hex.len() != 6 {
+                return Err(invalid());
+            }
+            let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| invalid());
+            return Ok(Self::Avc {
+                profile: byte(0)?,
+                constraints: byte(2)?,
+                level: byte(4)?,
+            });
+        }
+        if let Some(rest) = s.strip_prefix("mp4a.") {
+            let (oti, aot) = rest.split_once('.').ok_or_else(invalid)?;
+            return Ok(Self::Mp4a {
+                object_type: u8::from_str_radix(oti, 16).map_err(|_| invalid())?,
+                audio_object_type: aot.parse().map_err(|_| invalid())?,
+            });
+        }
+        if s == "opus" {
+            return Ok(Self::Opus);
+        }
+        Ok(Self::Other(s.to_string()))
+    }
+}
+
+/// A comma-separated `codecs` list, as in HLS `CODECS` and DASH `@codecs`. Serialised as its
+/// string form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Codecs(pub Vec<Codec>);
+
+impl From<Codecs> for String {
+    fn from(codecs: Codecs) -> Self {
+        codecs.to_string()
+    }
+}
+
+impl TryFrom<String> for Codecs {
+    type Error = MediaError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl Codecs {
+    /// A list of one codec.
+    pub fn single(codec: Codec) -> Self {
+        Self(vec![codec])
+    }
+
+    /// Whether any codec of the list carries video.
+    pub fn has_video(&self) -> bool {
+        self.0.iter().any(Codec::is_video)
+    }
+
+    /// The list joined with the codecs of `other` (a variant's video plus its audio group).
+    pub fn joined(&self, other: &Codecs) -> Codecs {
+        let mut all = self.0.clone();
+        all.extend(other.0.iter().filter(|c| !self.0.contains(c)).cloned());
+        Codecs(all)
+    }
+}
+
+impl fmt::Display for Codecs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, codec) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            codec.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Codecs {
+    type Err = MediaError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(Codec::from_str)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Codecs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn display_and_parse_round_trip() {
+        let cases = [
+            "avc1.42c01e",
+            "avc1.64001f",
+            "avc1.4d4028",
+            "mp4a.40.2",
+            "mp4a.40.5",
+            "opus",
+            "hvc1.1.6.L93.B0",
+            "avc3.640028",
+        ];
+        for case in cases {
+            let codec: Codec = case.parse().unwrap();
+            assert_eq!(codec.to_string(), case, "round trip of {case}");
+        }
+        let list: Codecs = "avc1.64001f, mp4a.40.2".parse().unwrap();
+        assert_eq!(list.to_string(), "avc1.64001f,mp4a.40.2");
+        assert_eq!(list.to_string().parse::<Codecs>().unwrap(), list);
+    }
+
+    #[test]
+    fn typed_values_from_strings() {
+        assert_eq!(
+            "avc1.42C01E".parse::<Codec>().unwrap(),
+            Codec::Avc {
+                profile: 0x42,
+                constraints: 0xc0,
+                level: 0x1e
+            }
+        );
+        assert_eq!(
+            "mp4a.40.2".parse::<Codec>().unwrap(),
+            Codec::Mp4a {
+                object_type: 0x40,
+                audio_object_type: 2
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "avc1.64001",
+            "avc1.zz001f",
+            "mp4a.40",
+            "mp4a.xx.2",
+            "",
+            "a b",
+        ] {
+            assert!(bad.parse::<Codec>().is_err(), "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn from_sps_with_and_without_nal_header() {
+        // SPS of a Constrained Baseline level 3.1 stream: 0x67 header, then 42 c0 1f.
+        let sps = [0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01];
+        let expected = "avc1.42c01f";
+        assert_eq!(Codec::from_sps(&sps).unwrap().to_string(), expected);
+        assert_eq!(Codec::from_sps(&sps[1..]).unwrap().to_string(), expected);
+        assert!(Codec::from_sps(&[0x67, 0x42]).is_err());
+    }
+
+    #[test]
+    fn from_audio_specific_config() {
+        // AAC-LC 48 kHz stereo: 0x11 0x90.
+        assert_eq!(
+            Codec::from_audio_specific_config(&[0x11, 0x90])
+                .unwrap()
+                .to_string(),
+            "mp4a.40.2"
+        );
+    }
+}
