@@ -2,9 +2,9 @@
 //! media segment for its place on a live timeline.
 
 use mp4_atom::{
-    Avc1, Avcc, Decode, Dinf, Dref, Encode, Ftyp, Hdlr, Mdat, Mdhd, Mdia, Mfhd, Minf, Moof, Moov,
-    Mvex, Mvhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Styp, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun,
-    TrunEntry, TrunSamples, Url, Visual, Vmhd,
+    Audio, Avc1, Avcc, Codec, Decode, Dinf, Dref, Encode, Esds, Ftyp, Hdlr, Mdat, Mdhd, Mdia, Mfhd,
+    Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Styp, Tfdt, Tfhd,
+    Tkhd, Traf, Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd, esds,
 };
 
 use crate::{MediaError, Result};
@@ -28,6 +28,17 @@ pub struct VideoTrack {
     pub pps: Vec<u8>,
 }
 
+/// What the init segment of an AAC audio track describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioTrack {
+    /// Equal to the sample rate.
+    pub timescale: u32,
+    pub channels: u16,
+    /// The AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1).
+    pub audio_specific_config: Vec<u8>,
+    pub bitrate: u32,
+}
+
 /// One coded sample: an access unit in length-prefixed (AVCC, 4-byte) form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
@@ -48,16 +59,6 @@ pub fn video_init_segment(track: &VideoTrack) -> Result<Vec<u8>> {
     };
     let width = u16_dimension(track.width, "width")?;
     let height = u16_dimension(track.height, "height")?;
-    let ftyp = Ftyp {
-        major_brand: b"cmfc".into(),
-        minor_version: 0,
-        compatible_brands: vec![
-            b"iso6".into(),
-            b"cmfc".into(),
-            b"mp41".into(),
-            b"dash".into(),
-        ],
-    };
     let avc1 = Avc1 {
         visual: Visual {
             data_reference_index: 1,
@@ -86,6 +87,110 @@ pub fn video_init_segment(track: &VideoTrack) -> Result<Vec<u8>> {
         fiel: None,
         spatial: None,
     };
+    let tkhd = Tkhd {
+        track_id: TRACK_ID,
+        enabled: true,
+        in_movie: true,
+        width: width.into(),
+        height: height.into(),
+        ..Default::default()
+    };
+    let minf = Minf {
+        vmhd: Some(Vmhd::default()),
+        ..Default::default()
+    };
+    init_segment(tkhd, track.timescale, b"vide", minf, avc1.into())
+}
+
+/// AAC sampling frequency index (ISO/IEC 14496-3 Table 1.16).
+fn frequency_index(rate: u32) -> Result<u8> {
+    const RATES: [u32; 13] = [
+        96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025,
+        8_000, 7_350,
+    ];
+    RATES
+        .iter()
+        .position(|&r| r == rate)
+        .map(|i| i as u8)
+        .ok_or_else(|| MediaError::Invalid(format!("{rate} Hz is not an AAC sampling rate")))
+}
+
+/// The CMAF header of an AAC audio track (`mp4a` with `esds`).
+pub fn audio_init_segment(track: &AudioTrack) -> Result<Vec<u8>> {
+    let asc = &track.audio_specific_config;
+    let profile = asc
+        .first()
+        .map(|b| b >> 3)
+        .ok_or_else(|| MediaError::Invalid("empty AudioSpecificConfig".into()))?;
+    let mp4a = Mp4a {
+        audio: Audio {
+            data_reference_index: 1,
+            channel_count: track.channels,
+            sample_size: 16,
+            sample_rate: u16::try_from(track.timescale)
+                .map_err(|_| MediaError::Invalid("sample rate over 65535 Hz".into()))?
+                .into(),
+        },
+        esds: Esds {
+            es_desc: esds::EsDescriptor {
+                es_id: 2,
+                depends_on_es_id: None,
+                url: None,
+                ocr_es_id: None,
+                stream_priority: 0,
+                dec_config: esds::DecoderConfig {
+                    // 0x40: MPEG-4 audio; stream type 5: audio (ISO/IEC 14496-1 Tables 5, 6).
+                    object_type_indication: 0x40,
+                    stream_type: 5,
+                    max_bitrate: track.bitrate,
+                    avg_bitrate: track.bitrate,
+                    dec_specific: Some(esds::DecoderSpecific {
+                        profile,
+                        freq_index: frequency_index(track.timescale)?,
+                        chan_conf: track.channels as u8,
+                        raw: asc.clone(),
+                    }),
+                    ..Default::default()
+                },
+                sl_config: esds::SLConfig {},
+            },
+        },
+        btrt: None,
+        taic: None,
+    };
+    let tkhd = Tkhd {
+        track_id: TRACK_ID,
+        alternate_group: 1,
+        enabled: true,
+        in_movie: true,
+        volume: 1.into(),
+        ..Default::default()
+    };
+    let minf = Minf {
+        smhd: Some(Smhd::default()),
+        ..Default::default()
+    };
+    init_segment(tkhd, track.timescale, b"soun", minf, mp4a.into())
+}
+
+/// `ftyp` + `moov` of a one-track fragmented file: the parts every track type shares.
+fn init_segment(
+    tkhd: Tkhd,
+    timescale: u32,
+    handler: &[u8; 4],
+    minf: Minf,
+    entry: Codec,
+) -> Result<Vec<u8>> {
+    let ftyp = Ftyp {
+        major_brand: b"cmfc".into(),
+        minor_version: 0,
+        compatible_brands: vec![
+            b"iso6".into(),
+            b"cmfc".into(),
+            b"mp41".into(),
+            b"dash".into(),
+        ],
+    };
     let moov = Moov {
         mvhd: Mvhd {
             timescale: 1000,
@@ -103,26 +208,18 @@ pub fn video_init_segment(track: &VideoTrack) -> Result<Vec<u8>> {
             }],
         }),
         trak: vec![Trak {
-            tkhd: Tkhd {
-                track_id: TRACK_ID,
-                enabled: true,
-                in_movie: true,
-                width: width.into(),
-                height: height.into(),
-                ..Default::default()
-            },
+            tkhd,
             mdia: Mdia {
                 mdhd: Mdhd {
-                    timescale: track.timescale,
+                    timescale,
                     language: "und".into(),
                     ..Default::default()
                 },
                 hdlr: Hdlr {
-                    handler: b"vide".into(),
-                    name: "Rivulet video".into(),
+                    handler: handler.into(),
+                    name: "Rivulet".into(),
                 },
                 minf: Minf {
-                    vmhd: Some(Vmhd::default()),
                     dinf: Dinf {
                         dref: Dref {
                             entries: vec![
@@ -135,7 +232,7 @@ pub fn video_init_segment(track: &VideoTrack) -> Result<Vec<u8>> {
                     },
                     stbl: Stbl {
                         stsd: Stsd {
-                            codecs: vec![avc1.into()],
+                            codecs: vec![entry],
                         },
                         stts: Stts::default(),
                         stsc: Stsc::default(),
@@ -143,7 +240,7 @@ pub fn video_init_segment(track: &VideoTrack) -> Result<Vec<u8>> {
                         stco: Some(Stco::default()),
                         ..Default::default()
                     },
-                    ..Default::default()
+                    ..minf
                 },
             },
             ..Default::default()
@@ -391,6 +488,23 @@ mod tests {
         for bad in [&b""[..], b"\0\0\0\x08free", b"\xff\xff\xff\xffmoof", b"abc"] {
             assert!(inspect_segment(bad).is_err());
         }
+    }
+
+    #[test]
+    fn audio_init_segment_decodes() {
+        let track = AudioTrack {
+            timescale: 48_000,
+            channels: 2,
+            audio_specific_config: vec![0x11, 0x90],
+            bitrate: 128_000,
+        };
+        let init = audio_init_segment(&track).unwrap();
+        let mut buf = &init[..];
+        Ftyp::decode(&mut buf).unwrap();
+        let moov = Moov::decode(&mut buf).unwrap();
+        assert_eq!(moov.trak[0].mdia.hdlr.handler, b"soun".into());
+        assert!(moov.trak[0].mdia.minf.smhd.is_some());
+        assert!(frequency_index(44_100).is_ok() && frequency_index(44_000).is_err());
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub fn write_static_mpd(presentation: &Presentation) -> Result<String> {
         .map(Rendition::max_segment_duration)
         .fold(0.0, f64::max);
     let mpd = MPD {
+        xmlns: Some("urn:mpeg:dash:schema:mpd:2011".into()),
         mpdtype: Some("static".into()),
         profiles: Some(PROFILES.into()),
         mediaPresentationDuration: Some(duration),

@@ -70,7 +70,7 @@ pub fn encode_rendition(
     mut on_segment: impl FnMut(u32, &[Sample]) -> Result<()>,
     mut on_frame: impl FnMut(),
 ) -> Result<VideoTrack> {
-    if job.fps == 0 || job.timescale % job.fps != 0 {
+    if job.fps == 0 || !job.timescale.is_multiple_of(job.fps) {
         return Err(MediaError::Invalid(format!(
             "timescale {} is not a multiple of {} fps",
             job.timescale, job.fps

@@ -115,7 +115,7 @@ impl FromStr for Ladder {
                     if width < 16 || height < 16 || width > 3840 || height > 2160 {
                         return Err(bad("resolution must be 16x16..=3840x2160"));
                     }
-                    if width % 2 != 0 || height % 2 != 0 {
+                    if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
                         return Err(bad("4:2:0 needs even width and height"));
                     }
                     Rung {

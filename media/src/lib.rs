@@ -11,6 +11,7 @@
 //! - [`codecs`]: typed RFC 6381 codecs strings derived from the bitstream;
 //! - [`package`]: the `sample` asset: a ladder encoded in parallel and written atomically.
 
+pub mod audio;
 pub mod cmaf;
 pub mod codecs;
 pub mod dash;

@@ -41,6 +41,9 @@ enum Command {
         /// No progress bar.
         #[arg(long, env = "MEDIA_QUIET")]
         quiet: bool,
+        /// Video only: no AAC audio rendition.
+        #[arg(long, env = "MEDIA_NO_AUDIO")]
+        no_audio: bool,
     },
 }
 
@@ -59,12 +62,14 @@ fn main() -> anyhow::Result<()> {
             ladder,
             fps,
             quiet,
+            no_audio,
         } => {
             let mut opts = SampleOptions::new(ladder);
             opts.duration = duration.unwrap_or(opts.duration);
             opts.segment = segment;
             opts.fps = fps;
             opts.progress = !quiet;
+            opts.audio = !no_audio;
             let report = media::build_sample(&out, &opts)
                 .with_context(|| format!("making the sample in {}", out.display()))?;
             println!("{report}");

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cmaf::{media_segment, video_init_segment};
+use crate::audio::{AudioJob, encode_audio};
+use crate::cmaf::{audio_init_segment, media_segment, video_init_segment};
 use crate::encode::{EncodeJob, encode_rendition};
 use crate::{
     Codec, Codecs, Ladder, MediaError, MediaType, Presentation, PresentationKind, Rendition,
@@ -23,6 +24,10 @@ pub const MPD: &str = "manifest.mpd";
 pub const PRESENTATION_JSON: &str = "presentation.json";
 pub const MEDIA_PLAYLIST: &str = "index.m3u8";
 pub const INIT_SEGMENT: &str = "init.mp4";
+/// The folder (and rendition id) of the audio rendition.
+pub const AUDIO_RENDITION: &str = "audio";
+const AUDIO_SAMPLE_RATE: u32 = 48_000;
+const AUDIO_BITRATE: u32 = 128_000;
 
 /// How to make the sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +40,8 @@ pub struct SampleOptions {
     pub fps: u32,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Add an AAC audio rendition (a tone with a beep each second).
+    pub audio: bool,
 }
 
 impl SampleOptions {
@@ -46,6 +53,7 @@ impl SampleOptions {
             ladder,
             fps: 30,
             progress: true,
+            audio: true,
         }
     }
 }
@@ -156,6 +164,62 @@ fn package_rung(
     Ok(rendition)
 }
 
+/// Encodes and packages the audio rendition into `dir/audio/`.
+fn package_audio(
+    dir: &Path,
+    opts: &SampleOptions,
+    segments: u32,
+    bar: &ProgressBar,
+) -> Result<Rendition> {
+    let rendition_dir = dir.join(AUDIO_RENDITION);
+    std::fs::create_dir_all(&rendition_dir).map_err(MediaError::io(&rendition_dir))?;
+    let job = AudioJob {
+        sample_rate: AUDIO_SAMPLE_RATE,
+        bitrate: AUDIO_BITRATE,
+        segment: opts.segment,
+        segments,
+    };
+    let rate = f64::from(AUDIO_SAMPLE_RATE);
+    let mut model_segments = Vec::with_capacity(segments as usize);
+    let track = encode_audio(&job, |number, base_time, samples| {
+        let bytes = media_segment(number, base_time, samples)?;
+        let name = format!("{number}.m4s");
+        write_file(&rendition_dir.join(&name), &bytes)?;
+        let ticks: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
+        model_segments.push(Segment {
+            number: u64::from(number),
+            start: base_time as f64 / rate,
+            duration: ticks as f64 / rate,
+            size: Some(bytes.len() as u64),
+            uri: name,
+        });
+        bar.inc(1);
+        Ok(())
+    })?;
+    write_file(
+        &rendition_dir.join(INIT_SEGMENT),
+        &audio_init_segment(&track)?,
+    )?;
+    let mut rendition = Rendition {
+        id: AUDIO_RENDITION.into(),
+        media_type: MediaType::Audio,
+        bandwidth_peak: 0,
+        bandwidth_avg: 0,
+        width: None,
+        height: None,
+        frame_rate: None,
+        codecs: Codecs::single(Codec::from_audio_specific_config(
+            &track.audio_specific_config,
+        )?),
+        sample_rate: Some(AUDIO_SAMPLE_RATE),
+        init_uri: Some(INIT_SEGMENT.into()),
+        playlist_uri: Some(format!("{AUDIO_RENDITION}/{MEDIA_PLAYLIST}")),
+        segments: model_segments,
+    };
+    rendition.measure_bandwidth();
+    Ok(rendition)
+}
+
 /// Writes the manifests of `presentation` into the asset folder `dir`. Rendition URIs in the
 /// model are relative to the rendition folder; the multivariant playlist and MPD refer to
 /// them through the folder name.
@@ -247,12 +311,19 @@ pub fn build_sample(out_dir: &Path, opts: &SampleOptions) -> Result<SampleReport
     if had_old {
         std::fs::remove_dir_all(&old).map_err(MediaError::io(&old))?;
     }
+    let targets = opts
+        .ladder
+        .rungs
+        .iter()
+        .map(|r| r.kbps)
+        .chain([AUDIO_BITRATE / 1000]);
     let renditions = presentation
-        .video()
-        .zip(&opts.ladder.rungs)
-        .map(|(r, rung)| RenditionReport {
+        .renditions
+        .iter()
+        .zip(targets)
+        .map(|(r, target_kbps)| RenditionReport {
             id: r.id.clone(),
-            target_kbps: rung.kbps,
+            target_kbps,
             average_kbps: r.bandwidth_avg as f64 / 1000.0,
             peak_kbps: r.bandwidth_peak as f64 / 1000.0,
         })
@@ -268,9 +339,11 @@ fn build_into(dir: &Path, opts: &SampleOptions, segments: u32) -> Result<Present
     std::fs::create_dir_all(dir).map_err(MediaError::io(dir))?;
     let frames_per_rendition =
         u64::from(segments) * (opts.segment * f64::from(opts.fps)).round() as u64;
+    // Progress counts video frames, and audio segments (cheap next to a frame).
+    let audio_units = if opts.audio { u64::from(segments) } else { 0 };
     let bar = if opts.progress {
         ProgressBar::with_draw_target(
-            Some(frames_per_rendition * opts.ladder.rungs.len() as u64),
+            Some(frames_per_rendition * opts.ladder.rungs.len() as u64 + audio_units),
             ProgressDrawTarget::stderr(),
         )
     } else {
@@ -284,9 +357,13 @@ fn build_into(dir: &Path, opts: &SampleOptions, segments: u32) -> Result<Present
         .progress_chars("=> "),
     );
     bar.set_message(format!("{} renditions", opts.ladder.rungs.len()));
-    // Largest pictures first, so the longest job starts first and the cores finish together.
-    let mut order: Vec<&Rung> = opts.ladder.rungs.iter().collect();
-    order.sort_by_key(|r| std::cmp::Reverse(u64::from(r.width) * u64::from(r.height)));
+    // Largest pictures first, so the longest job starts first and the cores finish together;
+    // audio (`None`) last.
+    let mut order: Vec<Option<&Rung>> = opts.ladder.rungs.iter().map(Some).collect();
+    order.sort_by_key(|r| std::cmp::Reverse(r.map(|r| u64::from(r.width) * u64::from(r.height))));
+    if opts.audio {
+        order.push(None);
+    }
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<Result<Rendition>>> = Mutex::new(Vec::new());
     let workers = std::thread::available_parallelism()
@@ -298,7 +375,10 @@ fn build_into(dir: &Path, opts: &SampleOptions, segments: u32) -> Result<Present
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(rung) = order.get(i) else { break };
-                    let result = package_rung(dir, rung, opts, segments, &bar);
+                    let result = match rung {
+                        Some(rung) => package_rung(dir, rung, opts, segments, &bar),
+                        None => package_audio(dir, opts, segments, &bar),
+                    };
                     let failed = result.is_err();
                     if let Ok(mut done) = done.lock() {
                         done.push(result);

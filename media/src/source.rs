@@ -69,7 +69,7 @@ pub struct PatternSource {
 impl PatternSource {
     /// A source for a `width × height` picture at `fps`, labelled e.g. `1280x720 2850k`.
     pub fn new(width: usize, height: usize, fps: u32, label: &str) -> Self {
-        let mut seed = 0x5249_5655_4c45_54u64; // "RIVULET"
+        let mut seed = 0x0052_4956_554c_4554_u64; // "RIVULET"
         // Texture: blocks at three scales (coarse shapes, mid detail, fine detail) plus
         // diagonal stripes. Blocks are hashed from their coordinates modulo the grid so the
         // texture tiles seamlessly when it wraps.
@@ -93,7 +93,7 @@ impl PatternSource {
                     v += block_values[k][(y / cell) * cols + x / cell];
                 }
                 // Diagonal stripes give the motion search something coherent to lock on.
-                if ((x + 2 * y) / (scale * 4)) % 2 == 0 {
+                if ((x + 2 * y) / (scale * 4)).is_multiple_of(2) {
                     v += 18;
                 }
                 texture[y * width + x] = v.clamp(16, 235) as u8;

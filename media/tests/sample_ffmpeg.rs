@@ -39,26 +39,38 @@ fn tool(name: &str) -> Command {
 fn probe_streams(input: &Path) -> Vec<serde_json::Value> {
     let out = tool("ffprobe")
         .args(["-v", "error", "-count_frames", "-select_streams", "v"])
-        .args(["-show_entries", "stream=index,codec_name,profile,level,width,height,nb_read_frames"])
+        .args([
+            "-show_entries",
+            "stream=index,codec_name,profile,level,width,height,nb_read_frames",
+        ])
         .args(["-of", "json"])
         .arg(input)
         .output()
         .unwrap();
-    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     json["streams"].as_array().unwrap().clone()
 }
 
-/// Decodes every video stream of `input` with ffmpeg at `-v error`: any output is a failure.
+/// Decodes every stream of `input` (video and audio) with ffmpeg at `-v error`: any output
+/// is a failure.
 fn decode_without_errors(input: &Path) {
     let out = tool("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(input)
-        .args(["-map", "0:v", "-f", "null", "-"])
+        .args(["-map", "0", "-f", "null", "-"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stderr.trim().is_empty(), "ffmpeg reported errors on {}:\n{stderr}", input.display());
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "ffmpeg reported errors on {}:\n{stderr}",
+        input.display()
+    );
 }
 
 fn expected_frames() -> u64 {
@@ -72,7 +84,11 @@ fn every_rendition_decodes_cleanly_through_hls_and_dash() {
         let path = dir.join(manifest);
         decode_without_errors(&path);
         let streams = probe_streams(&path);
-        assert_eq!(streams.len(), presentation.video().count(), "{manifest}: one stream per rendition");
+        assert_eq!(
+            streams.len(),
+            presentation.video().count(),
+            "{manifest}: one stream per rendition"
+        );
         for stream in &streams {
             let frames: u64 = stream["nb_read_frames"].as_str().unwrap().parse().unwrap();
             assert_eq!(frames, expected_frames(), "{manifest}: {stream}");
@@ -81,15 +97,56 @@ fn every_rendition_decodes_cleanly_through_hls_and_dash() {
 }
 
 #[test]
+fn audio_is_aac_lc_covering_the_whole_duration() {
+    let (_, dir, presentation) = sample();
+    let audio = presentation.audio().next().unwrap();
+    assert!(
+        (audio.duration() - DURATION).abs() < 0.03,
+        "{}",
+        audio.duration()
+    );
+    let out = tool("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,profile,sample_rate,channels,nb_read_frames",
+            "-of",
+            "json",
+        ])
+        .arg(dir.join("audio/index.m3u8"))
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stream = &json["streams"][0];
+    assert_eq!(stream["codec_name"], "aac");
+    assert_eq!(stream["profile"], "LC");
+    assert_eq!(stream["sample_rate"], "48000");
+    assert_eq!(stream["channels"], 2);
+    let frames: u64 = stream["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert_eq!(frames, (DURATION * 48_000.0 / 1024.0).ceil() as u64);
+}
+
+#[test]
 fn codecs_strings_match_ffprobe() {
     let (_, dir, presentation) = sample();
     for r in presentation.video() {
         let streams = probe_streams(&dir.join(&r.id).join("index.m3u8"));
-        let [stream] = &streams[..] else { panic!("{}: {streams:?}", r.id) };
+        let [stream] = &streams[..] else {
+            panic!("{}: {streams:?}", r.id)
+        };
         assert_eq!(stream["codec_name"], "h264");
         assert_eq!(stream["width"].as_u64(), r.width.map(u64::from));
         assert_eq!(stream["height"].as_u64(), r.height.map(u64::from));
-        let [Codec::Avc { profile, constraints, level }] = r.codecs.0[..] else {
+        let [
+            Codec::Avc {
+                profile,
+                constraints,
+                level,
+            },
+        ] = r.codecs.0[..]
+        else {
             panic!("{} has codecs {}", r.id, r.codecs)
         };
         assert_eq!(stream["level"].as_u64(), Some(u64::from(level)), "{}", r.id);
@@ -114,26 +171,49 @@ fn bit_rates_meet_their_targets_and_manifests_carry_the_real_peak() {
         let mut peak = 0.0f64;
         let mut total = 0u64;
         for s in &r.segments {
-            let len = std::fs::metadata(dir.join(&r.id).join(&s.uri)).unwrap().len();
+            let len = std::fs::metadata(dir.join(&r.id).join(&s.uri))
+                .unwrap()
+                .len();
             assert_eq!(Some(len), s.size);
             total += len;
             peak = peak.max(len as f64 * 8.0 / s.duration);
         }
         let average = total as f64 * 8.0 / r.duration();
         let target = f64::from(rung.kbps) * 1000.0;
-        assert!((average / target - 1.0).abs() <= 0.20, "{}: {average:.0} bit/s vs target {target}", r.id);
+        assert!(
+            (average / target - 1.0).abs() <= 0.20,
+            "{}: {average:.0} bit/s vs target {target}",
+            r.id
+        );
         assert_eq!(r.bandwidth_peak, peak.ceil() as u64, "{}", r.id);
         assert!(r.bandwidth_peak > r.bandwidth_avg);
     }
     // What the manifests on disk say.
     let master = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();
-    let variants = hls::parse_multivariant(&master, dir.join("master.m3u8").to_str().unwrap()).unwrap();
+    let variants =
+        hls::parse_multivariant(&master, dir.join("master.m3u8").to_str().unwrap()).unwrap();
     let mpd = std::fs::read_to_string(dir.join("manifest.mpd")).unwrap();
     let from_mpd = dash::parse_mpd(&mpd, "http://h/manifest.mpd", 0.0).unwrap();
+    // A variant's BANDWIDTH covers everything it plays: its video and the audio group.
+    let audio = presentation.audio().next().unwrap();
     for ((r, v), d) in presentation.video().zip(&variants).zip(from_mpd.video()) {
-        assert_eq!(v.bandwidth_peak, r.bandwidth_peak, "HLS BANDWIDTH of {}", r.id);
-        assert_eq!(v.bandwidth_avg, r.bandwidth_avg, "HLS AVERAGE-BANDWIDTH of {}", r.id);
-        assert_eq!(d.bandwidth_peak, r.bandwidth_peak, "DASH @bandwidth of {}", r.id);
+        assert_eq!(
+            v.bandwidth_peak,
+            r.bandwidth_peak + audio.bandwidth_peak,
+            "HLS BANDWIDTH of {}",
+            r.id
+        );
+        assert_eq!(
+            v.bandwidth_avg,
+            r.bandwidth_avg + audio.bandwidth_avg,
+            "HLS AVERAGE-BANDWIDTH of {}",
+            r.id
+        );
+        assert_eq!(
+            d.bandwidth_peak, r.bandwidth_peak,
+            "DASH @bandwidth of {}",
+            r.id
+        );
         assert_eq!(d.segments.len(), r.segments.len());
     }
 }
@@ -145,7 +225,7 @@ fn manifests_parse_with_the_crates_own_parsers_and_round_trip() {
     assert!(m3u8_rs::parse_master_playlist_res(&master).is_ok());
     let mpd = std::fs::read_to_string(dir.join("manifest.mpd")).unwrap();
     dash_mpd_core::parse(&mpd).unwrap();
-    for r in presentation.video() {
+    for r in &presentation.renditions {
         let text = std::fs::read_to_string(dir.join(&r.id).join("index.m3u8")).unwrap();
         assert!(m3u8_rs::parse_media_playlist_res(text.as_bytes()).is_ok());
         let base = format!("http://h/vod/sample/{}/index.m3u8", r.id);
@@ -155,23 +235,46 @@ fn manifests_parse_with_the_crates_own_parsers_and_round_trip() {
         let ours: Vec<u64> = r.segments.iter().map(|s| s.number).collect();
         assert_eq!(numbers, ours);
     }
-    assert!(presentation.renditions.iter().all(|r| r.media_type == MediaType::Video));
+    let audio: Vec<_> = presentation
+        .renditions
+        .iter()
+        .filter(|r| r.media_type == MediaType::Audio)
+        .collect();
+    assert_eq!(audio.len(), 1);
+    assert_eq!(audio[0].codecs.to_string(), "mp4a.40.2");
 }
 
 #[test]
 fn segments_are_aligned_closed_gops_starting_at_zero() {
     let (_, dir, presentation) = sample();
-    for r in presentation.video() {
+    for r in &presentation.renditions {
         let mut expected_time = 0;
         for s in &r.segments {
             let bytes = std::fs::read(dir.join(&r.id).join(&s.uri)).unwrap();
             let info = media::cmaf::inspect_segment(&bytes).unwrap();
-            assert_eq!(info.base_decode_time, expected_time, "{} segment {}", r.id, s.number);
-            assert!(info.first_sample_sync, "{} segment {} starts with an IDR", r.id, s.number);
+            assert_eq!(
+                info.base_decode_time, expected_time,
+                "{} segment {}",
+                r.id, s.number
+            );
+            assert!(
+                info.first_sample_sync,
+                "{} segment {} starts with an IDR",
+                r.id, s.number
+            );
             assert_eq!(u64::from(info.sequence), s.number);
+            // Every rendition's segment starts within one audio frame of the video's.
+            assert!(
+                (info.base_decode_time as f64 / timescale(r) - (s.number - 1) as f64 * 2.0).abs()
+                    < 0.022
+            );
             expected_time += info.duration;
         }
     }
+}
+
+fn timescale(r: &media::Rendition) -> f64 {
+    r.sample_rate.map_or(90_000.0, f64::from)
 }
 
 #[test]
