@@ -24,11 +24,17 @@ pub struct AudioJob {
 impl AudioJob {
     /// First AAC frame of segment `k` (0-based): the first frame starting at or after the
     /// video boundary `k × segment`, so audio and video segments cover the same time to
-    /// within one frame (21 ms at 48 kHz).
+    /// within one frame (21 ms at 48 kHz). The end of the last segment rounds down instead,
+    /// so the audio never outlasts the video: a looped (live) asset then never overlaps
+    /// itself, it leaves at most a one-frame gap.
     pub fn first_frame(&self, k: u32) -> u64 {
-        (f64::from(k) * self.segment * f64::from(self.sample_rate) / f64::from(FRAME_SAMPLES)
-            - 1e-9)
-            .ceil() as u64
+        let frames =
+            f64::from(k) * self.segment * f64::from(self.sample_rate) / f64::from(FRAME_SAMPLES);
+        if k >= self.segments {
+            (frames + 1e-9).floor() as u64
+        } else {
+            (frames - 1e-9).ceil() as u64
+        }
     }
 }
 
@@ -119,6 +125,13 @@ mod tests {
         let firsts: Vec<u64> = (0..=4).map(|k| job.first_frame(k)).collect();
         // 2 s = 93.75 frames of 1024 samples.
         assert_eq!(firsts, [0, 94, 188, 282, 375]);
+        let odd = AudioJob { segments: 3, ..job };
+        let firsts: Vec<u64> = (0..=3).map(|k| odd.first_frame(k)).collect();
+        assert_eq!(
+            firsts,
+            [0, 94, 188, 281],
+            "6 s = 281.25 frames: the end rounds down"
+        );
     }
 
     #[test]
@@ -135,7 +148,11 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(got, [(1, 0, 94), (2, 94 * 1024, 94)]);
+        assert_eq!(
+            got,
+            [(1, 0, 94), (2, 94 * 1024, 93)],
+            "4 s = 187.5 frames, rounded down"
+        );
         assert_eq!(
             crate::Codec::from_audio_specific_config(&track.audio_specific_config)
                 .unwrap()
