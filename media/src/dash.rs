@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use dash_mpd_core::{
     AdaptationSet, BaseURL, MPD, Period, Representation, S, SegmentTemplate, SegmentTimeline,
+    UTCTiming,
 };
 
 use crate::model::resolve_uri;
@@ -98,9 +99,8 @@ fn adaptation_set(id: usize, media_type: MediaType, renditions: &[&Rendition]) -
     }
 }
 
-/// The static MPD of a VOD presentation, with its XML declaration.
-pub fn write_static_mpd(presentation: &Presentation) -> Result<String> {
-    let duration = Duration::from_secs_f64(presentation.duration());
+/// One AdaptationSet per media type, video first.
+fn adaptation_sets(presentation: &Presentation) -> Vec<AdaptationSet> {
     let mut adaptations = Vec::new();
     for media_type in [MediaType::Video, MediaType::Audio] {
         let renditions: Vec<&Rendition> = presentation
@@ -112,6 +112,13 @@ pub fn write_static_mpd(presentation: &Presentation) -> Result<String> {
             adaptations.push(adaptation_set(adaptations.len(), media_type, &renditions));
         }
     }
+    adaptations
+}
+
+/// The static MPD of a VOD presentation, with its XML declaration.
+pub fn write_static_mpd(presentation: &Presentation) -> Result<String> {
+    let duration = Duration::from_secs_f64(presentation.duration());
+    let adaptations = adaptation_sets(presentation);
     let max_segment = presentation
         .renditions
         .iter()
@@ -128,6 +135,55 @@ pub fn write_static_mpd(presentation: &Presentation) -> Result<String> {
             id: Some("0".into()),
             start: Some(Duration::ZERO),
             adaptations,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Ok(with_declaration(&mpd))
+}
+
+/// The live parameters of a dynamic MPD (ISO/IEC 23009-1 §5.3.1.2), times in seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DynamicMpd {
+    /// Unix time of live timeline zero.
+    pub availability_start: f64,
+    /// Unix time this MPD was generated.
+    pub publish_time: f64,
+    pub minimum_update_period: f64,
+    pub time_shift_buffer_depth: f64,
+    pub suggested_presentation_delay: f64,
+    /// Where clients read the server's clock (`urn:mpeg:dash:utc:http-iso:2014`).
+    pub utc_timing_url: String,
+}
+
+fn xs_datetime(unix: f64) -> Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_millis((unix * 1000.0).round() as i64)
+        .ok_or_else(|| MediaError::Dash(format!("time {unix} out of range")))
+}
+
+/// The dynamic MPD of a live window (`presentation` as made by
+/// [`crate::live::LiveClock::window`]), with its XML declaration.
+pub fn write_dynamic_mpd(presentation: &Presentation, live: &DynamicMpd) -> Result<String> {
+    let secs = Duration::from_secs_f64;
+    let mpd = MPD {
+        xmlns: Some("urn:mpeg:dash:schema:mpd:2011".into()),
+        mpdtype: Some("dynamic".into()),
+        profiles: Some(PROFILES.into()),
+        availabilityStartTime: Some(xs_datetime(live.availability_start)?),
+        publishTime: Some(xs_datetime(live.publish_time)?),
+        minimumUpdatePeriod: Some(secs(live.minimum_update_period)),
+        timeShiftBufferDepth: Some(secs(live.time_shift_buffer_depth)),
+        suggestedPresentationDelay: Some(secs(live.suggested_presentation_delay)),
+        minBufferTime: Some(secs(live.minimum_update_period.max(1.0))),
+        periods: vec![Period {
+            id: Some("0".into()),
+            start: Some(Duration::ZERO),
+            adaptations: adaptation_sets(presentation),
+            ..Default::default()
+        }],
+        UTCTiming: vec![UTCTiming {
+            schemeIdUri: "urn:mpeg:dash:utc:http-iso:2014".into(),
+            value: Some(live.utc_timing_url.clone()),
             ..Default::default()
         }],
         ..Default::default()

@@ -81,15 +81,18 @@ pub fn write_multivariant(presentation: &Presentation) -> Result<String> {
 /// A media playlist (RFC 8216 §4.3.3) of a VOD rendition: version 7, `EXT-X-MAP`,
 /// `EXT-X-TARGETDURATION`, `EXT-X-PLAYLIST-TYPE:VOD`, `EXT-X-ENDLIST`.
 pub fn write_vod_media_playlist(rendition: &Rendition) -> Result<String> {
-    write_media_playlist(rendition, &rendition.segments, true)
+    write_media_playlist(rendition, &rendition.segments, true, None)
 }
 
 /// A media playlist over `segments` (a window of the rendition's, for live). `ended` marks
-/// a VOD playlist (type VOD and `EXT-X-ENDLIST`); a live window has neither.
+/// a VOD playlist (type VOD and `EXT-X-ENDLIST`); a live window has neither. With
+/// `timeline_epoch` (seconds since the Unix epoch at timeline time 0) the first segment
+/// carries `EXT-X-PROGRAM-DATE-TIME` (§4.3.2.6), which players use to hold a live latency.
 pub fn write_media_playlist(
     rendition: &Rendition,
     segments: &[Segment],
     ended: bool,
+    timeline_epoch: Option<f64>,
 ) -> Result<String> {
     let first = segments.first().map_or(0, |s| s.number);
     let media_segments = segments
@@ -103,6 +106,14 @@ pub fn write_media_playlist(
                 uri: rendition.init_uri.clone().unwrap_or_default(),
                 ..Default::default()
             }),
+            program_date_time: timeline_epoch
+                .filter(|_| i == 0)
+                .and_then(|epoch| {
+                    chrono::DateTime::from_timestamp_millis(
+                        ((epoch + s.start) * 1000.0).round() as i64
+                    )
+                })
+                .map(|t| t.fixed_offset()),
             ..Default::default()
         })
         .collect();

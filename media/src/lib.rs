@@ -18,6 +18,7 @@ pub mod dash;
 pub mod encode;
 pub mod hls;
 pub mod ladder;
+pub mod live;
 pub mod model;
 pub mod package;
 pub mod source;
