@@ -1,1 +1,95 @@
-//! End-to-end tests live in `tests/tests/`.
+//! Shared pieces of the end-to-end tests in `tests/tests/`: a small sample library, and the
+//! real origin and edge started on `127.0.0.1:0` inside the test process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use origin::store::StoreLimits;
+use origin::{AppState, OriginConfig};
+
+/// A library holding the `small` sample (three rungs, 300/750/1850 kbit/s, and audio) of
+/// `duration` seconds, built under `dir` unless a previous run left it there complete.
+pub fn sample_library(dir: &Path, duration: f64) -> media::Result<PathBuf> {
+    if !dir.join("sample/master.m3u8").is_file() {
+        let mut opts = media::SampleOptions::new("small".parse()?);
+        opts.duration = duration;
+        opts.progress = false;
+        media::build_sample(dir, &opts)?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// Starts an origin over `library` (with the live channel `live` looping `sample` when
+/// `live` is set) on 127.0.0.1:0 for the rest of the test's runtime.
+pub async fn start_origin(library: &Path) -> std::io::Result<SocketAddr> {
+    let config = OriginConfig {
+        library: library.to_path_buf(),
+        web_libs: None,
+        store: StoreLimits::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = origin::router(AppState::new(&config));
+    tokio::spawn(origin::serve(listener, app, std::future::pending()));
+    Ok(addr)
+}
+
+/// Starts an edge named `name` in front of `upstream` on 127.0.0.1:0.
+pub async fn start_edge(upstream: SocketAddr, name: &str) -> std::io::Result<SocketAddr> {
+    let origin_url = format!("http://{upstream}")
+        .parse()
+        .map_err(std::io::Error::other)?;
+    let mut config = edge::Config::new(origin_url);
+    config.name = Some(name.into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    config.listen = addr;
+    let app = edge::router(edge::AppState::new(config.clone()).map_err(std::io::Error::other)?);
+    tokio::spawn(async move { edge::serve(listener, app, &config, std::future::pending()).await });
+    Ok(addr)
+}
+
+/// Decodes every stream of `url` with ffmpeg (Debian's, installed by the test command):
+/// `Ok` only when ffmpeg succeeds and prints nothing at `-v error`. `extra` goes before
+/// `-i` (e.g. `-t 10` to read a live stream for ten seconds).
+pub fn ffmpeg_decode(url: &str, extra: &[&str]) -> Result<(), String> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error"])
+        .args(extra)
+        .args(["-i", url, "-map", "0", "-f", "null", "-"])
+        .output()
+        .map_err(|e| format!("cannot run ffmpeg (the test command installs it): {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() && stderr.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("ffmpeg on {url}: {}\n{stderr}", out.status))
+    }
+}
+
+/// Counts the frames of each video stream of `url` with ffprobe.
+pub fn ffprobe_video_frames(url: &str) -> Result<Vec<u64>, String> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "json", url])
+        .output()
+        .map_err(|e| format!("cannot run ffprobe: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    // JSON keeps the top-level stream list apart from the per-program copies that the
+    // flat formats interleave.
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    json["streams"]
+        .as_array()
+        .ok_or("ffprobe printed no streams")?
+        .iter()
+        .map(|s| {
+            s["nb_read_frames"]
+                .as_str()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| format!("no frame count in {s}"))
+        })
+        .collect()
+}
