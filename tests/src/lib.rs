@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use origin::live::{LiveChannels, LiveConfig};
 use origin::store::StoreLimits;
 use origin::{AppState, OriginConfig};
 
@@ -20,17 +21,30 @@ pub fn sample_library(dir: &Path, duration: f64) -> media::Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
-/// Starts an origin over `library` (with the live channel `live` looping `sample` when
-/// `live` is set) on 127.0.0.1:0 for the rest of the test's runtime.
+/// Starts an origin over `library` on 127.0.0.1:0 for the rest of the test's runtime.
 pub async fn start_origin(library: &Path) -> std::io::Result<SocketAddr> {
+    start_live_origin(
+        library,
+        &LiveConfig {
+            channels: Vec::new(),
+            ..LiveConfig::default()
+        },
+    )
+    .await
+}
+
+/// Starts an origin over `library` that also serves the live channels of `live`.
+pub async fn start_live_origin(library: &Path, live: &LiveConfig) -> std::io::Result<SocketAddr> {
     let config = OriginConfig {
         library: library.to_path_buf(),
         web_libs: None,
         store: StoreLimits::default(),
     };
+    let state = AppState::new(&config);
+    let channels = LiveChannels::load(state.library(), live).map_err(std::io::Error::other)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let app = origin::router(AppState::new(&config));
+    let app = origin::router(state.with_live(channels));
     tokio::spawn(origin::serve(listener, app, std::future::pending()));
     Ok(addr)
 }
@@ -48,6 +62,16 @@ pub async fn start_edge(upstream: SocketAddr, name: &str) -> std::io::Result<Soc
     let app = edge::router(edge::AppState::new(config.clone()).map_err(std::io::Error::other)?);
     tokio::spawn(async move { edge::serve(listener, app, &config, std::future::pending()).await });
     Ok(addr)
+}
+
+/// Sums a counter of a Prometheus / OpenMetrics text over the series whose labels contain
+/// every one of `labels` (e.g. `kind="segment"`).
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Decodes every stream of `url` with ffmpeg (Debian's, installed by the test command):

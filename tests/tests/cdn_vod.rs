@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
-use rivulet_tests::{ffmpeg_decode, ffprobe_video_frames, sample_library, start_edge, start_origin};
+use rivulet_tests::{
+    ffmpeg_decode, ffprobe_video_frames, sample_library, start_edge, start_origin,
+};
 
 const DURATION: f64 = 8.0;
 
@@ -14,8 +16,8 @@ fn library() -> PathBuf {
     sample_library(&dir, DURATION).unwrap()
 }
 
-fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> impl Future<Output = T> {
-    async move { tokio::task::spawn_blocking(f).await.unwrap() }
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,7 +41,10 @@ async fn ffmpeg_plays_hls_and_dash_from_origin_and_through_edge() {
     let url = format!("http://{edge}/vod/sample/720p-1850k/2.m4s");
     let response = client.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    let status = response.headers()["cache-status"].to_str().unwrap().to_string();
+    let status = response.headers()["cache-status"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(status.starts_with("edge-e2e; hit"), "{status}");
     let from_edge = response.bytes().await.unwrap();
     let from_origin = client

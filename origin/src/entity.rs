@@ -1,0 +1,216 @@
+//! One representation (bytes in memory or a file on disk, plus its validators and cache
+//! policy) turned into the exact HTTP response a request asks for. Files and generated
+//! bytes (live manifests) go through the same function, so every route gets the same
+//! RFC 9110 semantics.
+
+use std::io::SeekFrom;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use crate::conditional::{Plan, RequestConditions, Validators, plan, to_http_seconds};
+use crate::etag::EntityTag;
+
+/// Where a representation's bytes are.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// In memory (small files, generated documents): a range is a cheap slice.
+    Bytes(Bytes),
+    /// On disk, streamed in chunks so a large file never sits whole in memory per request.
+    File(PathBuf),
+}
+
+/// How long caches may keep a response (RFC 9111 §5.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachePolicy {
+    /// Init and media segments: never change under one URL (RFC 8246 `immutable`).
+    Immutable,
+    /// VOD manifests: stable, but revalidated on reload rather than trusted forever.
+    Manifest,
+    /// Player libraries served from the configured folder: they change only on reinstall.
+    Static,
+    /// Pages: may be stored, but always revalidated (cheap with the ETag).
+    Revalidate,
+    /// Live manifests: they change every segment, so caches keep them about half a segment
+    /// and then revalidate (the ETag changes only when the window moves).
+    Live { max_age: u32 },
+}
+
+impl CachePolicy {
+    fn header(self) -> HeaderValue {
+        let fixed = match self {
+            Self::Immutable => "public, max-age=31536000, immutable",
+            Self::Manifest => "public, max-age=3600",
+            Self::Static => "public, max-age=300",
+            Self::Revalidate => "no-cache",
+            // Digits are always a valid field value; the fallback is never taken.
+            Self::Live { max_age } => {
+                return HeaderValue::from_str(&format!("public, max-age={max_age}"))
+                    .unwrap_or(HeaderValue::from_static("public, max-age=1"));
+            }
+        };
+        HeaderValue::from_static(fixed)
+    }
+}
+
+/// A representation ready to be served.
+#[derive(Debug, Clone)]
+pub struct Entity {
+    pub content: Content,
+    pub len: u64,
+    pub etag: EntityTag,
+    pub last_modified: SystemTime,
+    pub content_type: HeaderValue,
+    pub cache: CachePolicy,
+}
+
+impl Entity {
+    /// A generated representation (a page, a live manifest): its strong ETag is the hash
+    /// of its bytes, so equal documents validate equal whenever they were made.
+    pub fn generated(
+        bytes: Bytes,
+        content_type: HeaderValue,
+        cache: CachePolicy,
+        last_modified: SystemTime,
+    ) -> Self {
+        Self {
+            len: bytes.len() as u64,
+            etag: EntityTag::from_digest(&Sha256::digest(&bytes)),
+            content: Content::Bytes(bytes),
+            last_modified,
+            content_type,
+            cache,
+        }
+    }
+}
+
+/// A short plain-text error (every error response carries its reason). Errors are not
+/// stored by caches: a 404 for a segment may become a 200 a moment later.
+pub fn text_error(status: StatusCode, reason: &str) -> Response {
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        format!("{reason}\n"),
+    )
+        .into_response()
+}
+
+/// Answers a GET or HEAD for `entity` following the request's conditional and range fields.
+pub fn respond(method: &Method, headers: &HeaderMap, entity: &Entity) -> Response {
+    let last_modified = to_http_seconds(entity.last_modified);
+    let validators = Validators {
+        etag: &entity.etag,
+        last_modified,
+        len: entity.len,
+    };
+    let conditions = RequestConditions::from_headers(headers);
+    let etag = entity.etag.to_header();
+    let cache_control = entity.cache.header();
+    match plan(method, &conditions, validators) {
+        Plan::NotModified => {
+            // §15.4.5: a 304 carries the fields a 200 would have for cache updates, no body.
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            let h = response.headers_mut();
+            h.insert(header::ETAG, etag);
+            h.insert(header::CACHE_CONTROL, cache_control);
+            response
+        }
+        Plan::PreconditionFailed => {
+            text_error(StatusCode::PRECONDITION_FAILED, "precondition failed")
+        }
+        Plan::RangeNotSatisfiable => {
+            // §15.5.17: say how long the representation is.
+            let mut response =
+                text_error(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+            let h = response.headers_mut();
+            h.insert(
+                header::CONTENT_RANGE,
+                header_value(format!("bytes */{}", entity.len)),
+            );
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            response
+        }
+        plan @ (Plan::Full | Plan::Partial(_)) => {
+            let (status, start, len) = match &plan {
+                Plan::Partial(r) => (
+                    StatusCode::PARTIAL_CONTENT,
+                    *r.start(),
+                    r.end() - r.start() + 1,
+                ),
+                _ => (StatusCode::OK, 0, entity.len),
+            };
+            let body = if method == Method::HEAD {
+                Body::empty()
+            } else {
+                body(&entity.content, start, len)
+            };
+            let mut response = Response::new(body);
+            *response.status_mut() = status;
+            let h = response.headers_mut();
+            h.insert(header::CONTENT_TYPE, entity.content_type.clone());
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            h.insert(header::ETAG, etag);
+            h.insert(
+                header::LAST_MODIFIED,
+                header_value(httpdate::fmt_http_date(last_modified)),
+            );
+            h.insert(header::CACHE_CONTROL, cache_control);
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            if status == StatusCode::PARTIAL_CONTENT {
+                // §14.4: Content-Range: bytes first-last/complete-length.
+                h.insert(
+                    header::CONTENT_RANGE,
+                    header_value(format!("bytes {start}-{}/{}", start + len - 1, entity.len)),
+                );
+            }
+            response
+        }
+    }
+}
+
+/// Header values we format ourselves are ASCII digits, letters and punctuation.
+fn header_value(s: String) -> HeaderValue {
+    HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The body for `len` bytes from `start`.
+fn body(content: &Content, start: u64, len: u64) -> Body {
+    match content {
+        Content::Bytes(bytes) => {
+            let (start, end) = (to_usize(start), to_usize(start + len));
+            Body::from(bytes.slice(start.min(bytes.len())..end.min(bytes.len())))
+        }
+        Content::File(path) => {
+            let path = path.clone();
+            // Open lazily inside the body stream: this function stays synchronous, and a file
+            // that vanished since it was looked up ends the response early instead of
+            // panicking.
+            let open = async move {
+                let mut file = tokio::fs::File::open(&path).await?;
+                if start > 0 {
+                    file.seek(SeekFrom::Start(start)).await?;
+                }
+                Ok::<_, std::io::Error>(ReaderStream::with_capacity(file.take(len), 64 * 1024))
+            };
+            Body::from_stream(futures::stream::once(open).try_flatten().boxed())
+        }
+    }
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}

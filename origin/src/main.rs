@@ -1,0 +1,217 @@
+//! The `origin` binary: parses configuration, builds the sample when the library lacks it,
+//! and serves until Ctrl-C or SIGTERM.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use origin::library::{SampleConfig, ensure_sample};
+use origin::live::{LiveChannels, LiveConfig};
+use origin::store::StoreLimits;
+use origin::{AppState, OriginConfig, asset_urls, router, serve};
+use tracing_subscriber::EnvFilter;
+
+/// Rivulet origin: serves packaged assets (HLS and DASH over CMAF) and a watch page.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Library folder, one sub-folder per asset; the `sample` asset is built there when missing.
+    #[arg(long, env = "ORIGIN_LIBRARY", default_value = "data")]
+    library: PathBuf,
+
+    /// Address to listen on (port 0 picks a free port; the URL is printed).
+    #[arg(long, env = "ORIGIN_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// Folder laid out like node_modules with hls.js, dashjs and shaka-player, served
+    /// under /lib/ for the watch page.
+    #[arg(
+        long,
+        env = "ORIGIN_WEB_LIBS",
+        default_value = "tests/browser/node_modules"
+    )]
+    web_libs: PathBuf,
+
+    /// Ladder of the built-in sample when it has to be built: default, small, or a list
+    /// of kbit/s such as 300,750,1850.
+    #[arg(long, env = "ORIGIN_SAMPLE_LADDER", default_value = "default")]
+    sample_ladder: String,
+
+    /// Duration of the built-in sample in seconds (default: the ladder's own).
+    #[arg(long, env = "ORIGIN_SAMPLE_DURATION")]
+    sample_duration: Option<f64>,
+
+    /// Do not build the sample; serve the library as it is.
+    #[arg(long, env = "ORIGIN_NO_SAMPLE")]
+    no_sample: bool,
+
+    /// Memory for files kept in memory (segments, manifests), MiB.
+    #[arg(long, env = "ORIGIN_CACHE_MB", default_value_t = 256)]
+    cache_mb: u64,
+
+    /// Live channel NAME=ASSET looping a library asset on the wall clock (repeatable;
+    /// comma-separated in the variable). Default: `live=sample`, skipped with a warning
+    /// when the library has no sample.
+    #[arg(long = "live", env = "ORIGIN_LIVE", value_delimiter = ',', value_parser = parse_channel)]
+    live: Option<Vec<(String, String)>>,
+
+    /// Seconds of segments in live playlists and MPDs (at least three target durations).
+    #[arg(long, env = "ORIGIN_LIVE_WINDOW", default_value_t = 30.0)]
+    live_window: f64,
+
+    /// Seconds behind live that live segments are still served (DVR depth).
+    #[arg(long, env = "ORIGIN_LIVE_DVR", default_value_t = 300.0)]
+    live_dvr: f64,
+
+    /// Availability start of every live channel, Unix seconds. Origins behind the same edges
+    /// must share it; the default is fixed (2026-01-01T00:00:00Z).
+    #[arg(long, env = "ORIGIN_LIVE_START", default_value_t = origin::live::DEFAULT_AVAILABILITY_START)]
+    live_start: f64,
+}
+
+fn parse_channel(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, asset)) if !name.is_empty() && !asset.is_empty() => {
+            Ok((name.to_string(), asset.to_string()))
+        }
+        _ => Err(format!("{s:?} is not NAME=ASSET")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+
+    let config = OriginConfig {
+        library: args.library.clone(),
+        web_libs: args.web_libs.is_dir().then(|| args.web_libs.clone()),
+        store: StoreLimits {
+            capacity: args.cache_mb << 20,
+            ..StoreLimits::default()
+        },
+    };
+    if config.web_libs.is_none() {
+        tracing::warn!(
+            folder = %args.web_libs.display(),
+            "no player libraries: the watch page offers native HLS only (run `npm ci` in tests/browser)"
+        );
+    }
+    let state = AppState::new(&config);
+
+    if !args.no_sample {
+        let sample = SampleConfig {
+            ladder: args
+                .sample_ladder
+                .parse()
+                .with_context(|| format!("invalid --sample-ladder {:?}", args.sample_ladder))?,
+            duration: args.sample_duration,
+            progress: true,
+        };
+        let library = state.library().clone();
+        let built = tokio::task::spawn_blocking(move || ensure_sample(&library, &sample))
+            .await
+            .context("sample builder panicked")?
+            .with_context(|| format!("cannot build the sample in {}", args.library.display()))?;
+        if built {
+            eprintln!("built the sample asset in {}", args.library.display());
+        }
+    }
+
+    let live_config = LiveConfig {
+        channels: args
+            .live
+            .clone()
+            .unwrap_or_else(|| LiveConfig::default().channels),
+        window: args.live_window,
+        dvr: args.live_dvr,
+        availability_start: args.live_start,
+    };
+    let live = match LiveChannels::load(state.library(), &live_config) {
+        Ok(live) => live,
+        // The default channel is a convenience: an origin without the sample still serves.
+        Err(e) if args.live.is_none() => {
+            tracing::warn!(error = %e, "no default live channel");
+            LiveChannels::default()
+        }
+        Err(e) => return Err(e).context("cannot set up the live channels"),
+    };
+    let state = state.with_live(live);
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let base = format!("http://{}", display_addr(listener.local_addr()?));
+    let assets = state.library().assets().await;
+    println!(
+        "origin listening on {base}  (library {})",
+        args.library.display()
+    );
+    if assets.is_empty() {
+        println!("  the library is empty");
+    }
+    for asset in &assets {
+        for (label, url) in asset_urls(&base, asset) {
+            println!("  {:<10} {label:<6} {url}", asset.name);
+        }
+    }
+    for channel in state.live().names() {
+        println!("  {channel:<10} watch  {base}/watch/live/{channel}");
+        println!("  {channel:<10} HLS    {base}/live/{channel}/master.m3u8");
+        println!("  {channel:<10} DASH   {base}/live/{channel}/manifest.mpd");
+    }
+
+    serve(listener, router(state), shutdown_signal())
+        .await
+        .context("server error")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The address as a URL authority; an unspecified address is reached through loopback.
+fn display_addr(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, let open responses finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot wait for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot wait for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,225 @@
+//! The pages a person opens: the asset index and the watch page, and the player libraries
+//! (hls.js, dash.js, Shaka) served from a configured folder.
+
+use std::time::SystemTime;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+use crate::entity::{CachePolicy, Entity, respond, text_error};
+use crate::library::{AssetInfo, DASH_MANIFEST, HLS_MANIFEST};
+use crate::{AppState, serve_file};
+
+/// Player libraries: the URL name under `/lib/` and where npm installs the browser build
+/// (first existing candidate wins; dash.js 5 moved its bundle under `modern/umd`).
+const LIBS: &[(&str, &[&str])] = &[
+    ("hls.js", &["hls.js/dist/hls.min.js"]),
+    (
+        "dash.js",
+        &[
+            "dashjs/dist/modern/umd/dash.all.min.js",
+            "dashjs/dist/dash.all.min.js",
+        ],
+    ),
+    ("shaka.js", &["shaka-player/dist/shaka-player.compiled.js"]),
+];
+
+const WATCH_HTML: &str = include_str!("web/watch.html");
+const INDEX_HTML: &str = include_str!("web/index.html");
+
+/// Where a library's file is, if installed.
+async fn find_lib(state: &AppState, name: &str) -> Option<std::path::PathBuf> {
+    let dir = state.inner.web_libs.as_ref()?;
+    let (_, candidates) = LIBS.iter().find(|(n, _)| *n == name)?;
+    for candidate in *candidates {
+        let path = dir.join(candidate);
+        if tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// `/lib/{name}`: hls.js, dash.js or shaka.js from the configured folder.
+pub async fn lib_file(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    if !LIBS.iter().any(|(n, _)| *n == name) {
+        return text_error(StatusCode::NOT_FOUND, "not found: unknown library");
+    }
+    let Some(path) = find_lib(&state, &name).await else {
+        return text_error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "{name} is not installed: run `npm ci` in tests/browser, or start the origin \
+                 with --web-libs pointing at a node_modules folder that has it"
+            ),
+        );
+    };
+    let content_type = HeaderValue::from_static("text/javascript; charset=utf-8");
+    serve_file(
+        &state,
+        &path,
+        content_type,
+        CachePolicy::Static,
+        &method,
+        &headers,
+    )
+    .await
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// A generated HTML page through the common response path (ETag, 304, HEAD).
+fn page(html: String, method: &Method, headers: &HeaderMap) -> Response {
+    let entity = Entity::generated(
+        Bytes::from(html),
+        HeaderValue::from_static("text/html; charset=utf-8"),
+        CachePolicy::Revalidate,
+        SystemTime::now(),
+    );
+    respond(method, headers, &entity)
+}
+
+fn asset_row(asset: &AssetInfo) -> String {
+    let name = escape(&asset.name);
+    let mut links = vec![format!(
+        "<a class=\"watch\" href=\"watch/{name}\">watch</a>"
+    )];
+    if asset.has_hls {
+        links.push(format!("<a href=\"vod/{name}/{HLS_MANIFEST}\">HLS</a>"));
+    }
+    if asset.has_dash {
+        links.push(format!("<a href=\"vod/{name}/{DASH_MANIFEST}\">DASH</a>"));
+    }
+    let duration = asset
+        .duration
+        .map_or_else(String::new, |d| format!("{d:.1} s"));
+    format!(
+        "<tr><td><strong>{name}</strong></td><td>{}</td><td>{duration}</td><td>{}</td></tr>",
+        links.join(" · "),
+        escape(&asset.renditions.join(", ")),
+    )
+}
+
+/// `/`: the assets with links.
+pub async fn index(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Response {
+    let assets = state.library().assets().await;
+    let rows = if assets.is_empty() {
+        "<tr><td colspan=\"4\">The library is empty: run <code>media sample --out DIR</code> \
+         and start the origin with <code>--library DIR</code>.</td></tr>"
+            .to_owned()
+    } else {
+        assets.iter().map(asset_row).collect()
+    };
+    let live_rows: String = state
+        .live()
+        .names()
+        .map(|ch| {
+            let ch = escape(ch);
+            format!(
+                "<tr><td><strong>{ch}</strong> (live)</td><td><a href=\"watch/live/{ch}\">watch</a> · \
+                 <a href=\"live/{ch}/{HLS_MANIFEST}\">HLS</a> · <a href=\"live/{ch}/{DASH_MANIFEST}\">DASH</a>\
+                 </td><td>live</td><td></td></tr>"
+            )
+        })
+        .collect();
+    let rows = rows + &live_rows;
+    page(INDEX_HTML.replace("{{ROWS}}", &rows), &method, &headers)
+}
+
+/// `/watch/{asset}`: the player page. All URLs in it are relative so it works through an edge.
+pub async fn watch(
+    State(state): State<AppState>,
+    Path(asset): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let Some(info) = state.library().asset(&asset).await else {
+        return text_error(StatusCode::NOT_FOUND, "not found: no such asset");
+    };
+    let hls = info
+        .has_hls
+        .then(|| format!("../vod/{}/{HLS_MANIFEST}", info.name));
+    let dash = info
+        .has_dash
+        .then(|| format!("../vod/{}/{DASH_MANIFEST}", info.name));
+    watch_page(&state, &info.name, hls, dash, &method, &headers).await
+}
+
+/// `/watch/live/{channel}`: the same page on a live channel.
+pub async fn watch_live(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    if !state.live().names().any(|n| n == channel) {
+        return text_error(StatusCode::NOT_FOUND, "not found: no such live channel");
+    }
+    let hls = Some(format!("../../live/{channel}/{HLS_MANIFEST}"));
+    let dash = Some(format!("../../live/{channel}/{DASH_MANIFEST}"));
+    watch_page(
+        &state,
+        &format!("{channel} (live)"),
+        hls,
+        dash,
+        &method,
+        &headers,
+    )
+    .await
+}
+
+/// The player page for a title and its manifests (relative URLs, so it works through an
+/// edge).
+async fn watch_page(
+    state: &AppState,
+    title: &str,
+    hls: Option<String>,
+    dash: Option<String>,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    let mut libs = serde_json::Map::new();
+    for (name, _) in LIBS {
+        let installed = find_lib(state, name).await.is_some();
+        libs.insert((*name).to_owned(), serde_json::Value::Bool(installed));
+    }
+    let config = serde_json::json!({
+        "asset": title,
+        "hls": hls,
+        "dash": dash,
+        "libs": libs,
+    });
+    // `<` cannot close the script element once escaped (JSON allows \u003c anywhere).
+    let config = config.to_string().replace('<', "\\u003c");
+    let html = WATCH_HTML
+        .replace("{{TITLE}}", &escape(title))
+        .replace("{{CONFIG}}", &config);
+    page(html, method, headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_html() {
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}
