@@ -1,0 +1,150 @@
+//! The upstream side: the pooled HTTP client and the header rules of a proxy.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::header::{CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::Config;
+
+/// Hop-by-hop fields that are never forwarded (RFC 9110 §7.6.1), besides those
+/// named by `Connection`. `Proxy-*` fields concern only the adjacent hop.
+const HOP_BY_HOP: [&str; 4] = [
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the upstream HTTP client: {0}")]
+pub struct ClientError(#[from] reqwest::Error);
+
+/// A pooled keep-alive client; no redirects followed (the client sees them), no proxy
+/// from the environment, no decompression (bodies pass through as sent).
+pub fn client(cfg: &Config) -> Result<reqwest::Client, ClientError> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(cfg.connect_timeout)
+        .read_timeout(cfg.read_timeout)
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()?)
+}
+
+/// Removes hop-by-hop fields in place (RFC 9110 §7.6.1).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE] {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// The headers to send upstream for a client request: end-to-end fields only, no
+/// `Host` (the client sets the upstream's), plus `Via`, `X-Forwarded-For` and
+/// `Forwarded` (RFC 7239) naming the client.
+pub fn forward_headers(
+    client_headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    via: &HeaderValue,
+    node: &str,
+) -> HeaderMap {
+    let mut h = client_headers.clone();
+    strip_hop_by_hop(&mut h);
+    let host = h.remove(HOST);
+    h.append(http::header::VIA, via.clone());
+    if let Some(peer) = peer {
+        let ip = peer.ip();
+        let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {ip}"),
+            None => ip.to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            h.insert("x-forwarded-for", v);
+        }
+        let node_id = format!("\"{node}\"");
+        let mut fwd = format!("for={};by={node_id};proto=http", forwarded_node(ip));
+        if let Some(host) = host.as_ref().and_then(|v| v.to_str().ok()) {
+            fwd.push_str(";host=\"");
+            fwd.push_str(host);
+            fwd.push('"');
+        }
+        if let Ok(v) = HeaderValue::from_str(&fwd) {
+            h.append(http::header::FORWARDED, v);
+        }
+    }
+    if let Some(host) = host {
+        h.insert("x-forwarded-host", host);
+    }
+    h
+}
+
+/// RFC 7239 §6: IPv6 addresses are bracketed and quoted.
+fn forwarded_node(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_removed() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "close, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic x"),
+            ("cache-control", "max-age=1"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("cache-control"));
+    }
+
+    #[test]
+    fn forwarding_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("edge.example"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+        let out = forward_headers(
+            &h,
+            Some("[::1]:5000".parse().unwrap()),
+            &HeaderValue::from_static("1.1 e1"),
+            "e1",
+        );
+        assert!(out.get(HOST).is_none());
+        assert!(out.get(CONNECTION).is_none());
+        assert_eq!(out["x-forwarded-for"], "10.0.0.1, ::1");
+        assert_eq!(
+            out["forwarded"],
+            "for=\"[::1]\";by=\"e1\";proto=http;host=\"edge.example\""
+        );
+        assert_eq!(out["via"], "1.1 e1");
+        assert_eq!(out["x-forwarded-host"], "edge.example");
+    }
+}

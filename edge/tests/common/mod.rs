@@ -1,0 +1,308 @@
+//! A programmable test upstream and helpers to start an edge in front of it, all on
+//! 127.0.0.1 with ephemeral ports.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use edge::{AppState, Config};
+use http::{HeaderMap, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// How the upstream answers one path.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// Delay before the response head.
+    pub head_delay: Duration,
+    /// The body is sent in this many chunks, `chunk_delay` apart.
+    pub chunks: usize,
+    pub chunk_delay: Duration,
+    /// Stop after this many bytes while announcing the full `Content-Length`.
+    pub truncate_at: Option<usize>,
+    /// Answer `If-None-Match` equal to this with 304 and these extra headers.
+    pub not_modified: Option<(String, Vec<(String, String)>)>,
+    /// Send no `Content-Length` (chunked transfer coding).
+    pub no_length: bool,
+}
+
+impl Route {
+    pub fn ok(cache_control: &str, body: impl Into<Bytes>) -> Self {
+        Route {
+            status: 200,
+            headers: vec![("cache-control".into(), cache_control.into())],
+            body: body.into(),
+            head_delay: Duration::ZERO,
+            chunks: 1,
+            chunk_delay: Duration::ZERO,
+            truncate_at: None,
+            not_modified: None,
+            no_length: false,
+        }
+    }
+
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+}
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    routes: Mutex<HashMap<String, Route>>,
+    seen: Mutex<Vec<Seen>>,
+    finished: AtomicUsize,
+}
+
+/// The test upstream: counts requests, can be slow, failing, truncating or stopped.
+#[derive(Debug)]
+pub struct Upstream {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Upstream {
+    pub async fn start() -> Arc<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared::default());
+        let task = tokio::spawn(accept_loop(listener, shared.clone()));
+        Arc::new(Upstream {
+            addr,
+            shared,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    pub fn url(&self) -> reqwest::Url {
+        format!("http://{}/", self.addr).parse().unwrap()
+    }
+
+    pub fn set(&self, path: &str, route: Route) {
+        self.shared
+            .routes
+            .lock()
+            .unwrap()
+            .insert(path.into(), route);
+    }
+
+    /// Requests received for a path (query ignored).
+    pub fn count(&self, path: &str) -> usize {
+        self.seen_for(path).len()
+    }
+
+    pub fn seen_for(&self, path: &str) -> Vec<Seen> {
+        let seen = self.shared.seen.lock().unwrap();
+        seen.iter()
+            .filter(|s| s.path_and_query.split('?').next() == Some(path))
+            .cloned()
+            .collect()
+    }
+
+    /// Bodies sent to the end.
+    pub fn finished(&self) -> usize {
+        self.shared.finished.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening and drops every open connection: the upstream is gone.
+    pub fn stop(&self) {
+        if let Some(t) = self.task.lock().unwrap().take() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    // Owning the connections here means aborting this task closes them all.
+    let mut conns = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        conns.spawn(async move {
+            let svc = hyper::service::service_fn(move |req| answer(shared.clone(), req));
+            let mut b = hyper::server::conn::http1::Builder::new();
+            // No Date: the edge then dates the response itself, which keeps Age exact.
+            b.auto_date_header(false);
+            let _ = b.serve_connection(TokioIo::new(stream), svc).await;
+        });
+        while conns.try_join_next().is_some() {}
+    }
+}
+
+async fn answer(
+    shared: Arc<Shared>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let path = req.uri().path().to_owned();
+    shared.seen.lock().unwrap().push(Seen {
+        method: req.method().to_string(),
+        path_and_query: pq,
+        headers: req.headers().clone(),
+    });
+    if req.method() == http::Method::POST {
+        // Read the whole upload first, as an application would.
+        let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+        return Ok(Response::builder()
+            .status(201)
+            .body(Body::from("created\n"))
+            .unwrap());
+    }
+    let route = shared.routes.lock().unwrap().get(&path).cloned();
+    let Some(route) = route else {
+        return Ok(Response::builder()
+            .status(404)
+            .body(Body::from("no route\n"))
+            .unwrap());
+    };
+    tokio::time::sleep(route.head_delay).await;
+    let inm = req
+        .headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok());
+    if let Some((etag, extra)) = &route.not_modified
+        && inm == Some(etag.as_str())
+    {
+        let mut b = Response::builder()
+            .status(304)
+            .header("etag", etag.as_str());
+        for (k, v) in extra {
+            b = b.header(k.as_str(), v.as_str());
+        }
+        shared.finished.fetch_add(1, Ordering::SeqCst);
+        return Ok(b.body(Body::empty()).unwrap());
+    }
+    let mut b = Response::builder().status(StatusCode::from_u16(route.status).unwrap());
+    for (k, v) in &route.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    if !route.no_length {
+        b = b.header("content-length", route.body.len());
+    }
+    if req.method() == http::Method::HEAD {
+        return Ok(b.body(Body::empty()).unwrap());
+    }
+    let body = route.body.clone();
+    let send_len = route.truncate_at.unwrap_or(body.len());
+    let n = route.chunks.max(1);
+    let step = body.len().div_ceil(n).max(1);
+    let stream = async_stream(
+        shared.clone(),
+        body.slice(..send_len),
+        step,
+        route.chunk_delay,
+        route.truncate_at.is_some(),
+    );
+    Ok(b.body(Body::from_stream(stream)).unwrap())
+}
+
+fn async_stream(
+    shared: Arc<Shared>,
+    body: Bytes,
+    step: usize,
+    delay: Duration,
+    truncate: bool,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    futures::stream::unfold((0usize, body, false), move |(pos, body, done)| {
+        let shared = shared.clone();
+        async move {
+            if done {
+                return None;
+            }
+            if pos >= body.len() {
+                if truncate {
+                    // An error mid-body makes hyper drop the connection short of Content-Length.
+                    return Some((Err(std::io::Error::other("truncated")), (pos, body, true)));
+                }
+                shared.finished.fetch_add(1, Ordering::SeqCst);
+                return None;
+            }
+            if pos > 0 {
+                tokio::time::sleep(delay).await;
+            }
+            let end = (pos + step).min(body.len());
+            Some((Ok(body.slice(pos..end)), (end, body, false)))
+        }
+    })
+}
+
+/// A running edge in front of `upstream`.
+#[derive(Debug)]
+pub struct Edge {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+}
+
+impl Edge {
+    pub async fn start(upstream: reqwest::Url, tweak: impl FnOnce(&mut Config)) -> Edge {
+        let mut cfg = Config::new(upstream);
+        cfg.name = Some("e1".into());
+        cfg.listen = "127.0.0.1:0".parse().unwrap();
+        tweak(&mut cfg);
+        let listener = TcpListener::bind(cfg.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::new(cfg.clone()).unwrap();
+        let app = edge::router(state.clone());
+        tokio::spawn(async move { edge::serve(listener, app, &cfg, std::future::pending()).await });
+        Edge { addr, state }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+pub fn cache_status(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("cache-status")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A deterministic body of `n` bytes.
+pub fn body_of(n: usize) -> Bytes {
+    (0..n)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+}
