@@ -25,9 +25,11 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Release binaries: the browser suite and the end-to-end tests run them as real processes.
+# One optimised build serves both: the browser suite and some end-to-end tests run the
+# release binaries as real processes, and the tests themselves run optimised (encoding,
+# load loops) without a second, debug build of every dependency.
 cargo build --release --workspace --bins
-cargo test --workspace
+cargo test --release --workspace
 
 echo "test.sh: browser suite"
 (cd tests/browser && npm ci --no-audit --no-fund && npm test)

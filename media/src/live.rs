@@ -102,8 +102,12 @@ impl LiveClock {
         (index / self.asset_segments, index % self.asset_segments + 1)
     }
 
-    /// Live segment `number` of `rendition` as it appears on the live timeline.
-    fn live_segment(&self, rendition: &Rendition, number: u64) -> Result<Segment> {
+    /// The loop and the asset segment (of `rendition`) that live segment `number` plays.
+    fn source_segment<'a>(
+        &self,
+        rendition: &'a Rendition,
+        number: u64,
+    ) -> Result<(u64, &'a Segment)> {
         let (lap, asset_number) = self.source(number);
         let seg = rendition
             .segments
@@ -111,6 +115,12 @@ impl LiveClock {
             .ok_or_else(|| {
                 MediaError::Invalid(format!("{} has no segment {asset_number}", rendition.id))
             })?;
+        Ok((lap, seg))
+    }
+
+    /// Live segment `number` of `rendition` as it appears on the live timeline.
+    fn live_segment(&self, rendition: &Rendition, number: u64) -> Result<Segment> {
+        let (lap, seg) = self.source_segment(rendition, number)?;
         Ok(Segment {
             number,
             start: lap as f64 * self.loop_duration() + seg.start,
@@ -157,14 +167,8 @@ impl LiveClock {
         number: u64,
         asset_bytes: &[u8],
     ) -> Result<Vec<u8>> {
-        let (lap, asset_number) = self.source(number);
+        let (lap, seg) = self.source_segment(rendition, number)?;
         let ts = timescale(rendition);
-        let seg = rendition
-            .segments
-            .get((asset_number - 1) as usize)
-            .ok_or_else(|| {
-                MediaError::Invalid(format!("{} has no segment {asset_number}", rendition.id))
-            })?;
         // Loops start on exact multiples of the loop duration (whole seconds × timescale for
         // our assets), never on accumulated rounding.
         let loop_ticks = (self.loop_duration() * ts as f64).round() as u64;

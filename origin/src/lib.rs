@@ -205,19 +205,12 @@ async fn live_route(
 ) -> Response {
     state
         .live
-        .respond(
-            &state.inner.library,
-            &state.inner.store,
-            &channel,
-            &rest,
-            &method,
-            &headers,
-        )
+        .respond(&state, &channel, &rest, &method, &headers)
         .await
 }
 
 /// Looks a file up in the store and answers with [`respond`].
-async fn serve_file(
+pub(crate) async fn serve_file(
     state: &AppState,
     path: &std::path::Path,
     content_type: HeaderValue,
@@ -237,8 +230,15 @@ async fn serve_file(
             };
             respond(method, headers, &entity)
         }
-        Err(StoreError::NotFound) => text_error(StatusCode::NOT_FOUND, "not found"),
-        Err(StoreError::Io(e)) => {
+        Err(e) => store_error(path, &e),
+    }
+}
+
+/// The answer to a failed store look-up: 404 for a missing file, 500 (logged) otherwise.
+pub(crate) fn store_error(path: &std::path::Path, error: &StoreError) -> Response {
+    match error {
+        StoreError::NotFound => text_error(StatusCode::NOT_FOUND, "not found"),
+        StoreError::Io(e) => {
             tracing::warn!(path = %path.display(), error = %e, "cannot read file");
             text_error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file")
         }

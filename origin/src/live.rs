@@ -15,7 +15,7 @@ use media::{Presentation, Rendition, dash, hls};
 use crate::entity::{CachePolicy, Content, Entity, respond, text_error};
 use crate::library::Library;
 use crate::paths::{media_kind, valid_component};
-use crate::store::{FileStore, StoreError};
+use crate::{AppState, serve_file, store_error};
 
 /// Every origin uses the same availability start, so origins behind several edges agree
 /// on segment numbers and bytes: 2026-01-01T00:00:00Z.
@@ -129,8 +129,7 @@ impl LiveChannels {
     /// Answers `/live/{channel}/{rest}`.
     pub async fn respond(
         &self,
-        library: &Library,
-        store: &FileStore,
+        state: &AppState,
         channel: &str,
         rest: &str,
         method: &Method,
@@ -213,10 +212,15 @@ impl LiveChannels {
                     );
                 }
                 if file == media::package::INIT_SEGMENT {
-                    return serve_asset_file(
-                        library,
-                        store,
-                        &[&ch.asset, rendition_id, file],
+                    let Some(path) = state.library().resolve(&[&ch.asset, rendition_id, file])
+                    else {
+                        return text_error(StatusCode::NOT_FOUND, "not found");
+                    };
+                    return serve_file(
+                        state,
+                        &path,
+                        HeaderValue::from_static("video/mp4"),
+                        CachePolicy::Immutable,
                         method,
                         headers,
                     )
@@ -227,7 +231,7 @@ impl LiveChannels {
                     .and_then(|n| n.parse::<u64>().ok())
                 {
                     Some(number) => {
-                        self.segment(library, store, ch, rendition, number, now, method, headers)
+                        self.segment(state, ch, rendition, number, now, method, headers)
                             .await
                     }
                     None => text_error(StatusCode::NOT_FOUND, "not found"),
@@ -275,8 +279,7 @@ impl LiveChannels {
     #[allow(clippy::too_many_arguments)]
     async fn segment(
         &self,
-        library: &Library,
-        store: &FileStore,
+        state: &AppState,
         ch: &Channel,
         rendition: &Rendition,
         number: u64,
@@ -301,18 +304,12 @@ impl LiveChannels {
         }
         let (_, asset_number) = ch.clock.source(number);
         let name = format!("{asset_number}.m4s");
-        let Some(path) = library.resolve(&[&ch.asset, &rendition.id, &name]) else {
+        let Some(path) = state.library().resolve(&[&ch.asset, &rendition.id, &name]) else {
             return text_error(StatusCode::NOT_FOUND, "not found");
         };
-        let file = match store.get(&path).await {
+        let file = match state.inner.store.get(&path).await {
             Ok(file) => file,
-            Err(StoreError::NotFound) => {
-                return text_error(StatusCode::NOT_FOUND, "asset segment missing");
-            }
-            Err(StoreError::Io(e)) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot read segment");
-                return text_error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file");
-            }
+            Err(e) => return store_error(&path, &e),
         };
         let bytes = match file.content {
             Content::Bytes(b) => b,
@@ -348,40 +345,6 @@ impl LiveChannels {
                     "cannot re-time the segment",
                 )
             }
-        }
-    }
-}
-
-async fn serve_asset_file(
-    library: &Library,
-    store: &FileStore,
-    components: &[&str],
-    method: &Method,
-    headers: &HeaderMap,
-) -> Response {
-    let (Some(path), Some(kind)) = (
-        library.resolve(components),
-        components.last().and_then(|n| media_kind(n)),
-    ) else {
-        return text_error(StatusCode::NOT_FOUND, "not found");
-    };
-    match store.get(&path).await {
-        Ok(file) => respond(
-            method,
-            headers,
-            &Entity {
-                content: file.content,
-                len: file.len,
-                etag: file.etag,
-                last_modified: file.last_modified,
-                content_type: kind.content_type(),
-                cache: kind.cache,
-            },
-        ),
-        Err(StoreError::NotFound) => text_error(StatusCode::NOT_FOUND, "not found"),
-        Err(StoreError::Io(e)) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot read file");
-            text_error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file")
         }
     }
 }

@@ -150,13 +150,14 @@ pub async fn watch(
     let Some(info) = state.library().asset(&asset).await else {
         return text_error(StatusCode::NOT_FOUND, "not found: no such asset");
     };
+    let root = "../";
     let hls = info
         .has_hls
-        .then(|| format!("../vod/{}/{HLS_MANIFEST}", info.name));
+        .then(|| format!("{root}vod/{}/{HLS_MANIFEST}", info.name));
     let dash = info
         .has_dash
-        .then(|| format!("../vod/{}/{DASH_MANIFEST}", info.name));
-    watch_page(&state, &info.name, hls, dash, &method, &headers).await
+        .then(|| format!("{root}vod/{}/{DASH_MANIFEST}", info.name));
+    watch_page(&state, &info.name, root, hls, dash, &method, &headers).await
 }
 
 /// `/watch/live/{channel}`: the same page on a live channel.
@@ -169,11 +170,13 @@ pub async fn watch_live(
     if !state.live().names().any(|n| n == channel) {
         return text_error(StatusCode::NOT_FOUND, "not found: no such live channel");
     }
-    let hls = Some(format!("../../live/{channel}/{HLS_MANIFEST}"));
-    let dash = Some(format!("../../live/{channel}/{DASH_MANIFEST}"));
+    let root = "../../";
+    let hls = Some(format!("{root}live/{channel}/{HLS_MANIFEST}"));
+    let dash = Some(format!("{root}live/{channel}/{DASH_MANIFEST}"));
     watch_page(
         &state,
         &format!("{channel} (live)"),
+        root,
         hls,
         dash,
         &method,
@@ -182,11 +185,12 @@ pub async fn watch_live(
     .await
 }
 
-/// The player page for a title and its manifests (relative URLs, so it works through an
-/// edge).
+/// The player page for a title and its manifests. Every URL is relative (`root` leads from
+/// the page back to the site root), so the page works through an edge.
 async fn watch_page(
     state: &AppState,
     title: &str,
+    root: &str,
     hls: Option<String>,
     dash: Option<String>,
     method: &Method,
@@ -199,6 +203,7 @@ async fn watch_page(
     }
     let config = serde_json::json!({
         "asset": title,
+        "root": root,
         "hls": hls,
         "dash": dash,
         "libs": libs,
@@ -207,6 +212,7 @@ async fn watch_page(
     let config = config.to_string().replace('<', "\\u003c");
     let html = WATCH_HTML
         .replace("{{TITLE}}", &escape(title))
+        .replace("{{ROOT}}", root)
         .replace("{{CONFIG}}", &config);
     page(html, method, headers)
 }

@@ -135,11 +135,11 @@ function grabFrame(page) {
   });
 }
 
-async function openWatchPage(engine, query = "", server = base) {
+async function openWatchPage(engine, query = "", server = base, watch = "watch/sample") {
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   const problems = [];
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  await page.goto(`${server}/watch/sample?engine=${engine}${query}`);
+  await page.goto(`${server}/${watch}?engine=${engine}${query}`);
   return { page, problems };
 }
 
@@ -175,12 +175,9 @@ for (const engine of ENGINES) {
 }
 
 // The page uses relative URLs only, so it plays through an edge in front of the origin.
-test("plays with hls.js and dash.js through an edge", { timeout: 120_000 }, async (t) => {
+test("plays with hls.js and dash.js through an edge", { timeout: 120_000 }, async () => {
   const { found, candidates } = findBinary("edge");
-  if (!found) {
-    t.skip(`no edge binary in ${candidates.join(", ")}`);
-    return;
-  }
+  assert.ok(found, `no edge binary in ${candidates.join(", ")}: run \`cargo build --release -p edge\` or set EDGE_BIN`);
   const edge = await startServer(found, ["--origin", base, "--listen", "127.0.0.1:0"], 30);
   for (const engine of ["hlsjs", "dashjs"]) {
     const { page, problems } = await openWatchPage(engine, "", edge);
@@ -196,6 +193,18 @@ test("plays with hls.js and dash.js through an edge", { timeout: 120_000 }, asyn
     }
   }
 });
+
+// The origin's default live channel loops the sample on the wall clock.
+for (const engine of ["hlsjs", "dashjs"]) {
+  test(`plays the live channel with ${engine}`, { timeout: 90_000 }, async () => {
+    const { page, problems } = await openWatchPage(engine, "", base, "watch/live/live");
+    try {
+      await checkPlayback(engine, page, problems, `live-${engine}.png`);
+    } finally {
+      await page.close();
+    }
+  });
+}
 
 for (const engine of ["hlsjs", "dashjs"]) {
   test(`${engine} drops to the lowest rendition at 600 kbit/s`, { timeout: 120_000 }, async () => {
