@@ -1,0 +1,361 @@
+//! One HTTP GET as a player makes it, over the session's pooled client: time to first
+//! byte and to last byte, body reads paced by the session's link, `Cache-Status`, an idle
+//! timeout, and an abandonment check while the body streams in.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use reqwest::Client;
+use serde::{Deserialize, Serialize};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use url::Url;
+
+use super::Observer;
+use super::cache_status::is_hit;
+use super::summary::Counters;
+use crate::link::Shaper;
+
+/// How often a download that delivers nothing is looked at (abandonment, idle timeout).
+const CHECK_EVERY: Duration = Duration::from_millis(200);
+/// Reads are released through the link shaper, and looked at, in pieces of at most this
+/// many bytes (about 0.16 s at 200 kbit/s).
+const PACE_PIECE: usize = 4096;
+
+/// What kind of failure a request met; the load report counts them by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// 4xx answer.
+    Status4xx,
+    /// 5xx (or other non-success) answer.
+    Status5xx,
+    /// No connection, or the request could not be sent.
+    Connect,
+    /// The response body broke off or came short.
+    Body,
+    /// Nothing arrived for the idle timeout.
+    Timeout,
+}
+
+/// A request that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("GET {url}: HTTP {status}")]
+    Status { url: Url, status: u16 },
+    #[error("GET {url}: {message}")]
+    Connect { url: Url, message: String },
+    #[error("GET {url}: body broke off after {received} bytes: {message}")]
+    Body {
+        url: Url,
+        received: u64,
+        message: String,
+    },
+    #[error("GET {url}: nothing received for {secs} s")]
+    Timeout { url: Url, secs: f64 },
+}
+
+impl FetchError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Status { status, .. } if (400..500).contains(status) => ErrorKind::Status4xx,
+            Self::Status { .. } => ErrorKind::Status5xx,
+            Self::Connect { .. } => ErrorKind::Connect,
+            Self::Body { .. } => ErrorKind::Body,
+            Self::Timeout { .. } => ErrorKind::Timeout,
+        }
+    }
+
+    /// The same request will fail again (a client error other than 408 and 429).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Status { status, .. }
+            if (400..500).contains(status) && *status != 408 && *status != 429)
+    }
+}
+
+/// The source chain of an error on one line (reqwest's top-level message alone is vague).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// A download in progress, for the abandonment check.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub loaded: u64,
+    /// `Content-Length`, when the response has one.
+    pub expected: Option<u64>,
+    /// Seconds since the request was sent, and since its first byte.
+    pub elapsed_s: f64,
+    pub transfer_s: f64,
+}
+
+/// A completed response.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The body, when asked for.
+    pub body: Option<Vec<u8>>,
+    pub bytes: u64,
+    /// Where the response came from (after redirects).
+    pub final_url: Url,
+    /// Seconds since the session began when the request was sent.
+    pub requested_at_s: f64,
+    pub ttfb_s: f64,
+    /// Request to last byte, s.
+    pub total_s: f64,
+    pub cache_status: Option<String>,
+}
+
+/// How a request ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Done(Fetched),
+    /// The check asked to drop the download and fetch rendition `to` instead.
+    Abandoned {
+        to: usize,
+    },
+}
+
+/// A session's HTTP side: the shared client, its link, its counters.
+#[derive(Debug)]
+pub struct Fetcher<'a> {
+    client: &'a Client,
+    shaper: Shaper,
+    t0: Instant,
+    idle_timeout: Duration,
+    retries: u32,
+    observer: &'a dyn Observer,
+    pub counters: Counters,
+}
+
+impl<'a> Fetcher<'a> {
+    pub fn new(
+        client: &'a Client,
+        shaper: Shaper,
+        t0: Instant,
+        idle_timeout: Duration,
+        retries: u32,
+        observer: &'a dyn Observer,
+    ) -> Self {
+        Self {
+            client,
+            shaper,
+            t0,
+            idle_timeout,
+            retries,
+            observer,
+            counters: Counters::default(),
+        }
+    }
+
+    fn now_s(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64()
+    }
+
+    /// Counts a failed attempt.
+    pub fn failed(&mut self, e: &FetchError) {
+        *self.counters.errors.entry(e.kind()).or_default() += 1;
+        self.observer.error(e.kind());
+    }
+
+    /// GETs `url`, keeping the body when `keep_body`. `check` sees the download after
+    /// every piece read and every 200 ms without data; returning a rendition abandons it.
+    pub async fn get(
+        &mut self,
+        url: &Url,
+        keep_body: bool,
+        check: &mut (dyn FnMut(&Progress) -> Option<usize> + Send),
+    ) -> Result<Outcome, FetchError> {
+        self.counters.requests += 1;
+        self.observer.request();
+        let sent = Instant::now();
+        let requested_at_s = self.now_s();
+        let timed_out = |url: &Url, secs: f64| FetchError::Timeout {
+            url: url.clone(),
+            secs,
+        };
+        let response = match timeout(self.idle_timeout, self.client.get(url.clone()).send()).await {
+            Err(_) => return Err(timed_out(url, self.idle_timeout.as_secs_f64())),
+            Ok(Err(e)) => {
+                return Err(FetchError::Connect {
+                    url: url.clone(),
+                    message: chain(&e),
+                });
+            }
+            Ok(Ok(r)) => r,
+        };
+        if self.shaper.latency_s() > 0.0 {
+            sleep(Duration::from_secs_f64(self.shaper.latency_s())).await;
+        }
+        let first_byte = Instant::now();
+        let ttfb_s = (first_byte - sent).as_secs_f64();
+        let status = response.status();
+        let cache_status = response
+            .headers()
+            .get("cache-status")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(value) = &cache_status {
+            self.counters.cache_lookups += 1;
+            self.counters.cache_hits += u64::from(is_hit(value));
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: url.clone(),
+                status: status.as_u16(),
+            });
+        }
+        let final_url = response.url().clone();
+        let expected = response.content_length();
+        let mut body = keep_body.then(Vec::new);
+        let mut loaded = 0u64;
+        let mut last_data = Instant::now();
+        let mut stream = response.bytes_stream();
+        let progress = |loaded| Progress {
+            loaded,
+            expected,
+            elapsed_s: sent.elapsed().as_secs_f64(),
+            transfer_s: first_byte.elapsed().as_secs_f64(),
+        };
+        loop {
+            match timeout(CHECK_EVERY, stream.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    // Paced in small pieces, each looked at once released: on a slow link
+                    // one network read can take seconds to "arrive", and playback may
+                    // stall (or the download deserve abandoning) meanwhile.
+                    for piece in chunk.chunks(PACE_PIECE) {
+                        let n = piece.len() as u64;
+                        let release = self.shaper.release_at(self.now_s(), n);
+                        sleep_until(self.t0 + Duration::from_secs_f64(release)).await;
+                        loaded += n;
+                        self.counters.bytes += n;
+                        if let Some(body) = &mut body {
+                            body.extend_from_slice(piece);
+                        }
+                        if let Some(to) = check(&progress(loaded)) {
+                            return Ok(Outcome::Abandoned { to });
+                        }
+                    }
+                    last_data = Instant::now();
+                }
+                Ok(Some(Err(e))) => {
+                    return Err(FetchError::Body {
+                        url: url.clone(),
+                        received: loaded,
+                        message: chain(&e),
+                    });
+                }
+                Ok(None) => break,
+                Err(_) if last_data.elapsed() >= self.idle_timeout => {
+                    return Err(timed_out(url, self.idle_timeout.as_secs_f64()));
+                }
+                Err(_) => {
+                    if let Some(to) = check(&progress(loaded)) {
+                        return Ok(Outcome::Abandoned { to });
+                    }
+                }
+            }
+        }
+        if let Some(expected) = expected.filter(|&e| e != loaded) {
+            return Err(FetchError::Body {
+                url: url.clone(),
+                received: loaded,
+                message: format!("Content-Length is {expected}"),
+            });
+        }
+        Ok(Outcome::Done(Fetched {
+            body,
+            bytes: loaded,
+            final_url,
+            requested_at_s,
+            ttfb_s,
+            total_s: sent.elapsed().as_secs_f64(),
+            cache_status,
+        }))
+    }
+
+    /// GETs `url` whole (a manifest, an init or audio segment: nothing to abandon),
+    /// retrying failures that may heal with backoff.
+    pub async fn get_retrying(
+        &mut self,
+        url: &Url,
+        keep_body: bool,
+    ) -> Result<Fetched, FetchError> {
+        let mut failures = 0;
+        loop {
+            match self.get(url, keep_body, &mut |_| None).await {
+                Ok(Outcome::Done(f)) => return Ok(f),
+                Ok(Outcome::Abandoned { .. }) => unreachable!("the check never abandons"),
+                Err(e) => {
+                    self.failed(&e);
+                    failures += 1;
+                    if e.is_permanent() || failures > self.retries {
+                        return Err(e);
+                    }
+                    tracing::warn!(retry = failures, error = %e, "retrying");
+                    sleep(backoff(failures)).await;
+                }
+            }
+        }
+    }
+
+    /// GETs a text body (a manifest); returns it with the URL it came from.
+    pub async fn get_text(&mut self, url: &Url) -> Result<(String, Url), FetchError> {
+        let f = self.get_retrying(url, true).await?;
+        let text = String::from_utf8_lossy(&f.body.unwrap_or_default()).into_owned();
+        Ok((text, f.final_url))
+    }
+}
+
+/// Wait before retry `n` (1-based): 250 ms doubling, at most 4 s, with jitter so that
+/// many sessions failing together do not retry in lockstep.
+pub fn backoff(n: u32) -> Duration {
+    let base = 0.25 * f64::from(1u32 << n.saturating_sub(1).min(4));
+    Duration::from_secs_f64(base * (0.5 + rand::random::<f64>() / 2.0))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn error_kinds_table() {
+        let url = Url::parse("http://h/x").unwrap();
+        let status = |status| FetchError::Status {
+            url: url.clone(),
+            status,
+        };
+        for (e, kind, permanent) in [
+            (status(404), ErrorKind::Status4xx, true),
+            (status(408), ErrorKind::Status4xx, false),
+            (status(429), ErrorKind::Status4xx, false),
+            (status(503), ErrorKind::Status5xx, false),
+            (
+                FetchError::Timeout {
+                    url: url.clone(),
+                    secs: 1.0,
+                },
+                ErrorKind::Timeout,
+                false,
+            ),
+        ] {
+            assert_eq!(e.kind(), kind, "{e}");
+            assert_eq!(e.is_permanent(), permanent, "{e}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for n in 1..10 {
+            let cap = 0.25 * f64::from(1u32 << (n - 1).min(4));
+            let d = backoff(n).as_secs_f64();
+            assert!(d >= cap / 2.0 && d <= cap, "{n}: {d}");
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! From a manifest URL to the track a session plays: HLS (a multivariant playlist and its
+//! media playlists, or one media playlist) or a DASH MPD, parsed by `media` into its
+//! presentation model, then reduced to the video renditions and their URLs.
+
+use media::model::{MediaType, Presentation, PresentationKind, Rendition};
+use media::{MediaError, dash, hls};
+use url::Url;
+
+use super::SessionError;
+use super::fetch::Fetcher;
+
+/// One media segment, as every rendition has it at the same position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackSegment {
+    pub number: u64,
+    /// Presentation start, s.
+    pub start_s: f64,
+    pub duration_s: f64,
+    pub url: Url,
+}
+
+/// One video rendition ready to fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackRendition {
+    pub id: String,
+    /// Declared peak bitrate (HLS `BANDWIDTH`, DASH `@bandwidth`), bit/s: what hls.js and
+    /// dash.js decide on.
+    pub bitrate_bps: u64,
+    pub init: Option<Url>,
+    pub segments: Vec<TrackSegment>,
+}
+
+/// Segments a live session starts behind the newest one (hls.js's
+/// `liveSyncDurationCount`).
+pub const LIVE_DELAY_SEGMENTS: u64 = 3;
+
+/// What a session fetches of a presentation: the video renditions by ascending bitrate
+/// (segments aligned by number), and the first separate audio rendition, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Track {
+    pub renditions: Vec<TrackRendition>,
+    pub audio: Option<TrackRendition>,
+    /// Seconds between manifest reloads of a live presentation; `None` for VOD.
+    pub live_reload_s: Option<f64>,
+}
+
+impl Track {
+    pub fn bitrates_bps(&self) -> Vec<u64> {
+        self.renditions.iter().map(|r| r.bitrate_bps).collect()
+    }
+
+    /// The first number every video rendition lists.
+    pub fn first_number(&self) -> Option<u64> {
+        self.common_numbers().map(|(first, _)| first)
+    }
+
+    /// The numbers every video rendition lists, first and last.
+    fn common_numbers(&self) -> Option<(u64, u64)> {
+        let first = self
+            .renditions
+            .iter()
+            .map(|r| r.segments.first().map(|s| s.number))
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .max()?;
+        let last = self
+            .renditions
+            .iter()
+            .filter_map(|r| r.segments.last().map(|s| s.number))
+            .min()?;
+        (first <= last).then_some((first, last))
+    }
+
+    /// Segment `number` of every video rendition (index = rendition), when all list it.
+    pub fn row(&self, number: u64) -> Option<Vec<&TrackSegment>> {
+        self.renditions
+            .iter()
+            .map(|r| {
+                let first = r.segments.first()?.number;
+                let segment = r
+                    .segments
+                    .get(usize::try_from(number.checked_sub(first)?).ok()?)?;
+                (segment.number == number).then_some(segment)
+            })
+            .collect()
+    }
+
+    /// The first segment to play: the first of a VOD, [`LIVE_DELAY_SEGMENTS`] behind the
+    /// newest of a live presentation (or the oldest listed, if the window is shorter).
+    pub fn start_number(&self) -> Option<u64> {
+        let (first, last) = self.common_numbers()?;
+        Some(match self.live_reload_s {
+            None => first,
+            Some(_) => last.saturating_sub(LIVE_DELAY_SEGMENTS - 1).max(first),
+        })
+    }
+
+    /// The last segment of a VOD; `None` for live.
+    pub fn last_number(&self) -> Option<u64> {
+        self.live_reload_s
+            .is_none()
+            .then(|| self.common_numbers().map(|(_, last)| last))
+            .flatten()
+    }
+
+    /// Media time at which playback from `start` ends: the end of the last segment of a
+    /// VOD, never for live.
+    pub fn media_duration_from(&self, start: u64) -> f64 {
+        let Some(last) = self.last_number() else {
+            return f64::INFINITY;
+        };
+        (start..=last)
+            .filter_map(|n| {
+                self.row(n)
+                    .and_then(|row| row.first().map(|s| s.duration_s))
+            })
+            .sum()
+    }
+}
+
+fn parse_url(manifest: &Url, uri: &str) -> Result<Url, SessionError> {
+    Url::parse(uri).map_err(|e| SessionError::Manifest {
+        url: manifest.to_string(),
+        source: MediaError::Invalid(format!("segment URL {uri:?}: {e}")),
+    })
+}
+
+fn track_rendition(url: &Url, r: &Rendition) -> Result<TrackRendition, SessionError> {
+    Ok(TrackRendition {
+        id: r.id.clone(),
+        bitrate_bps: r.bandwidth_peak,
+        init: r
+            .init_uri
+            .as_deref()
+            .map(|u| parse_url(url, u))
+            .transpose()?,
+        segments: r
+            .segments
+            .iter()
+            .map(|s| {
+                Ok(TrackSegment {
+                    number: s.number,
+                    start_s: s.start,
+                    duration_s: s.duration,
+                    url: parse_url(url, &s.uri)?,
+                })
+            })
+            .collect::<Result<_, SessionError>>()?,
+    })
+}
+
+/// The renditions of a presentation as a [`Track`].
+pub fn track_of(url: &Url, presentation: &Presentation) -> Result<Track, SessionError> {
+    let renditions = presentation
+        .video()
+        .filter(|r| !r.segments.is_empty())
+        .map(|r| track_rendition(url, r))
+        .collect::<Result<Vec<_>, SessionError>>()?;
+    let audio = presentation
+        .audio()
+        .find(|r| !r.segments.is_empty())
+        .map(|r| track_rendition(url, r))
+        .transpose()?;
+    let track = Track {
+        renditions,
+        audio,
+        live_reload_s: match presentation.kind {
+            PresentationKind::Vod => None,
+            // Never hammer the origin, whatever the manifest says.
+            PresentationKind::Live {
+                reload_interval, ..
+            } => Some(reload_interval.max(0.5)),
+        },
+    };
+    if track.common_numbers().is_none() {
+        return Err(SessionError::NoVideo(url.to_string()));
+    }
+    if track
+        .renditions
+        .windows(2)
+        .any(|w| w[0].segments.len() != w[1].segments.len())
+    {
+        tracing::warn!(%url, "renditions differ in their segments: playing the common part");
+    }
+    Ok(track)
+}
+
+fn manifest_error(url: &Url) -> impl FnOnce(MediaError) -> SessionError + '_ {
+    move |source| SessionError::Manifest {
+        url: url.to_string(),
+        source,
+    }
+}
+
+/// Fetches and parses the manifest at `url` (each HLS media playlist too). `cmcd` adds
+/// the CMCD query parameter to each manifest request.
+pub async fn load(
+    fetcher: &mut Fetcher<'_>,
+    url: &Url,
+    cmcd: &(dyn Fn(&Url) -> Url + Send + Sync),
+) -> Result<Track, SessionError> {
+    let (text, base) = fetcher.get_text(&cmcd(url)).await?;
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    let presentation = if trimmed.starts_with("#EXTM3U") {
+        load_hls(fetcher, &text, &base, cmcd).await?
+    } else if trimmed.starts_with('<') && text.contains("<MPD") {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        dash::parse_mpd(&text, base.as_str(), now).map_err(manifest_error(url))?
+    } else {
+        return Err(SessionError::NotAManifest {
+            url: url.to_string(),
+            start: trimmed.chars().take(40).collect(),
+        });
+    };
+    track_of(url, &presentation)
+}
+
+async fn load_hls(
+    fetcher: &mut Fetcher<'_>,
+    text: &str,
+    base: &Url,
+    cmcd: &(dyn Fn(&Url) -> Url + Send + Sync),
+) -> Result<Presentation, SessionError> {
+    let mut renditions = if hls::is_multivariant(text) {
+        hls::parse_multivariant(text, base.as_str()).map_err(manifest_error(base))?
+    } else {
+        // A media playlist on its own: one rendition of unknown bitrate.
+        vec![Rendition {
+            id: "media".into(),
+            media_type: MediaType::Video,
+            bandwidth_peak: 0,
+            bandwidth_avg: 0,
+            width: None,
+            height: None,
+            frame_rate: None,
+            codecs: media::Codecs::default(),
+            sample_rate: None,
+            init_uri: None,
+            playlist_uri: Some(base.to_string()),
+            segments: Vec::new(),
+        }]
+    };
+    let (mut live, mut reload_s) = (false, f64::INFINITY);
+    // Video renditions, and the first audio one (the one a session fetches).
+    let first_audio = renditions
+        .iter()
+        .position(|r| r.media_type == MediaType::Audio);
+    for (i, r) in renditions.iter_mut().enumerate() {
+        let Some(playlist) = &r.playlist_uri else {
+            continue;
+        };
+        if r.media_type != MediaType::Video && Some(i) != first_audio {
+            continue;
+        }
+        let playlist = parse_url(base, playlist)?;
+        let (body, final_url) = if playlist == *base {
+            (text.to_owned(), base.clone())
+        } else {
+            fetcher.get_text(&cmcd(&playlist)).await?
+        };
+        let mut info = hls::parse_media_playlist(&body, final_url.as_str())
+            .map_err(manifest_error(&final_url))?;
+        if !info.ended {
+            // Live starts count from each reload's first segment; the program date-time
+            // puts them on one clock, shared with the audio.
+            let origin = info.first_program_date_time.unwrap_or(0.0);
+            for segment in &mut info.segments {
+                segment.start += origin;
+            }
+            reload_s = reload_s.min(info.target_duration);
+            live = true;
+        }
+        r.segments = info.segments;
+        r.init_uri = info.init_uri;
+    }
+    Ok(Presentation {
+        kind: if live {
+            PresentationKind::Live {
+                availability_start: None,
+                reload_interval: reload_s,
+            }
+        } else {
+            PresentationKind::Vod
+        },
+        renditions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use media::model::Segment;
+
+    fn rendition(id: &str, bps: u64, segments: usize) -> Rendition {
+        Rendition {
+            id: id.into(),
+            media_type: MediaType::Video,
+            bandwidth_peak: bps,
+            bandwidth_avg: bps,
+            width: None,
+            height: None,
+            frame_rate: None,
+            codecs: media::Codecs::default(),
+            sample_rate: None,
+            init_uri: Some(format!("http://h/{id}/init.mp4")),
+            playlist_uri: None,
+            segments: (0..segments)
+                .map(|i| Segment {
+                    number: i as u64 + 1,
+                    start: i as f64 * 2.0,
+                    duration: 2.0,
+                    size: None,
+                    uri: format!("http://h/{id}/{}.m4s", i + 1),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn track_takes_the_common_segments_of_the_video() {
+        let url = Url::parse("http://h/master.m3u8").unwrap();
+        let mut audio = rendition("a", 64_000, 9);
+        audio.media_type = MediaType::Audio;
+        let p = Presentation {
+            kind: PresentationKind::Vod,
+            renditions: vec![
+                rendition("lo", 300_000, 6),
+                rendition("hi", 900_000, 5),
+                audio,
+            ],
+        };
+        let t = track_of(&url, &p).unwrap();
+        assert_eq!(t.audio.as_ref().unwrap().segments.len(), 9);
+        assert_eq!(t.bitrates_bps(), [300_000, 900_000]);
+        assert_eq!((t.start_number(), t.last_number()), (Some(1), Some(5)));
+        assert_eq!(t.media_duration_from(1), 10.0);
+        assert_eq!(t.media_duration_from(4), 4.0);
+        let row = t.row(5).unwrap();
+        assert_eq!(row[1].url.as_str(), "http://h/hi/5.m4s");
+        assert!(t.row(6).is_none(), "lo has 6, hi does not");
+        assert!(t.row(0).is_none());
+    }
+
+    #[test]
+    fn live_starts_behind_the_newest_segment_and_never_ends() {
+        let url = Url::parse("http://h/m.mpd").unwrap();
+        let mut lo = rendition("lo", 1, 8);
+        for s in &mut lo.segments {
+            s.number += 100;
+        }
+        let live = Presentation {
+            kind: PresentationKind::Live {
+                availability_start: None,
+                reload_interval: 0.1,
+            },
+            renditions: vec![lo],
+        };
+        let t = track_of(&url, &live).unwrap();
+        assert_eq!(t.live_reload_s, Some(0.5));
+        assert_eq!((t.start_number(), t.last_number()), (Some(106), None));
+        assert_eq!(t.media_duration_from(106), f64::INFINITY);
+    }
+
+    #[test]
+    fn empty_and_bad_urls_are_errors() {
+        let url = Url::parse("http://h/m.mpd").unwrap();
+        let empty = Presentation {
+            kind: PresentationKind::Vod,
+            renditions: vec![rendition("lo", 1, 0)],
+        };
+        assert!(matches!(
+            track_of(&url, &empty),
+            Err(SessionError::NoVideo(_))
+        ));
+        let mut bad = rendition("lo", 1, 1);
+        bad.segments[0].uri = "not a url".into();
+        let bad = Presentation {
+            kind: PresentationKind::Vod,
+            renditions: vec![bad],
+        };
+        assert!(matches!(
+            track_of(&url, &bad),
+            Err(SessionError::Manifest { .. })
+        ));
+    }
+}

@@ -1,0 +1,228 @@
+//! Scores (QoE_lin, chunk 0 skipped as Pensieve's `plot_results.py` does) and set
+//! summaries of simulator runs.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{ChunkLog, Rules, SimError, Trace, Video, simulate};
+use crate::abr::by_name;
+
+/// One trace's figures over chunks 1.. (chunk 0, the forced start-up chunk, is skipped).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceScore {
+    /// Trace file name.
+    pub name: String,
+    /// Σ reward over chunks 1..
+    pub qoe_total: f64,
+    /// `qoe_total` / scored chunks.
+    pub qoe_per_chunk: f64,
+    /// Mean bitrate, Mbit/s.
+    pub bitrate_mbps_mean: f64,
+    /// Stall time, s.
+    pub rebuffer_s: f64,
+    /// Start-up delay: chunk 0's whole download, s (not in the QoE figures).
+    pub startup_s: f64,
+    /// Mean |bitrate change| per chunk, Mbit/s.
+    pub switch_mbps_mean: f64,
+    /// Number of chunks whose rendition differs from the previous chunk's.
+    pub switches: usize,
+}
+
+/// Scores a run from its chunk logs.
+pub fn score(name: &str, logs: &[ChunkLog]) -> TraceScore {
+    let scored = logs.get(1..).unwrap_or_default();
+    let n = scored.len().max(1) as f64;
+    let qoe_total: f64 = scored.iter().map(|c| c.reward).sum();
+    let mbps = |c: &ChunkLog| c.bitrate_bps as f64 / 1e6;
+    let switch_sum: f64 = logs
+        .windows(2)
+        .map(|w| (mbps(&w[1]) - mbps(&w[0])).abs())
+        .sum();
+    TraceScore {
+        name: name.to_owned(),
+        qoe_total,
+        qoe_per_chunk: qoe_total / n,
+        bitrate_mbps_mean: scored.iter().map(mbps).sum::<f64>() / n,
+        rebuffer_s: scored.iter().map(|c| c.rebuf_s).sum(),
+        startup_s: logs.first().map_or(0.0, |c| c.rebuf_s),
+        switch_mbps_mean: switch_sum / n,
+        switches: logs
+            .windows(2)
+            .filter(|w| w[0].quality != w[1].quality)
+            .count(),
+    }
+}
+
+/// One algorithm over one set of traces.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SetReport {
+    /// Algorithm name.
+    pub abr: String,
+    /// Number of traces.
+    pub traces: usize,
+    /// Mean over traces of QoE per chunk (chunk 0 skipped).
+    pub qoe_per_chunk_mean: f64,
+    /// Median over traces of QoE per chunk.
+    pub qoe_per_chunk_median: f64,
+    /// Mean over traces of the per-trace QoE total (chunks 1..).
+    pub qoe_total_mean: f64,
+    /// Mean over traces of the mean bitrate, Mbit/s.
+    pub bitrate_mbps_mean: f64,
+    /// Stall time summed over all traces (chunks 1..), s.
+    pub rebuffer_s_total: f64,
+    /// Mean start-up delay (chunk 0), s.
+    pub startup_s_mean: f64,
+    /// Mean over traces of the mean |bitrate change|, Mbit/s.
+    pub switch_mbps_mean: f64,
+    /// Mean over traces of the number of rendition switches.
+    pub switches_mean: f64,
+    /// Per-trace figures, in trace order.
+    pub per_trace: Vec<TraceScore>,
+}
+
+fn mean(xs: impl ExactSizeIterator<Item = f64>) -> f64 {
+    let n = xs.len().max(1) as f64;
+    xs.sum::<f64>() / n
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
+/// Summarises per-trace scores.
+pub fn summarise(abr: &str, per_trace: Vec<TraceScore>) -> SetReport {
+    let col = |f: fn(&TraceScore) -> f64| per_trace.iter().map(f).collect::<Vec<f64>>();
+    SetReport {
+        abr: abr.to_owned(),
+        traces: per_trace.len(),
+        qoe_per_chunk_mean: mean(col(|t| t.qoe_per_chunk).into_iter()),
+        qoe_per_chunk_median: median(col(|t| t.qoe_per_chunk)),
+        qoe_total_mean: mean(col(|t| t.qoe_total).into_iter()),
+        bitrate_mbps_mean: mean(col(|t| t.bitrate_mbps_mean).into_iter()),
+        rebuffer_s_total: col(|t| t.rebuffer_s).iter().sum(),
+        startup_s_mean: mean(col(|t| t.startup_s).into_iter()),
+        switch_mbps_mean: mean(col(|t| t.switch_mbps_mean).into_iter()),
+        switches_mean: mean(col(|t| t.switches as f64).into_iter()),
+        per_trace,
+    }
+}
+
+/// Runs the algorithm named `abr` (a fresh instance per trace) over every trace.
+pub fn run_set(
+    traces: &[Trace],
+    video: &Video,
+    rules: &Rules,
+    abr: &str,
+) -> Result<SetReport, SimError> {
+    let per_trace = traces
+        .iter()
+        .map(|t| {
+            let mut algo = by_name(abr)?;
+            Ok(score(&t.name, &simulate(t, video, rules, algo.as_mut())?))
+        })
+        .collect::<Result<Vec<_>, SimError>>()?;
+    Ok(summarise(abr, per_trace))
+}
+
+/// A fixed-width table, one row per report.
+pub fn table(reports: &[SetReport]) -> String {
+    let mut out = format!(
+        "{:<12} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>8}\n",
+        "abr",
+        "traces",
+        "qoe/chunk",
+        "median",
+        "qoe total",
+        "Mbit/s",
+        "rebuf s",
+        "switch",
+        "switches"
+    );
+    for r in reports {
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "{:<12} {:>6} {:>9.4} {:>9.4} {:>9.3} {:>9.3} {:>10.2} {:>9.3} {:>8.2}",
+            r.abr,
+            r.traces,
+            r.qoe_per_chunk_mean,
+            r.qoe_per_chunk_median,
+            r.qoe_total_mean,
+            r.bitrate_mbps_mean,
+            r.rebuffer_s_total,
+            r.switch_mbps_mean,
+            r.switches_mean
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(quality: usize, bitrate_bps: u64, rebuf_s: f64, reward: f64) -> ChunkLog {
+        ChunkLog {
+            quality,
+            bitrate_bps,
+            buffer_after_s: 0.0,
+            rebuf_s,
+            delay_ms: 0.0,
+            sleep_ms: 0.0,
+            bytes: 0,
+            reward,
+        }
+    }
+
+    #[test]
+    fn score_skips_chunk_zero() {
+        let logs = [
+            chunk(1, 750_000, 2.0, -7.85),
+            chunk(0, 300_000, 0.5, 0.3 - 2.15 - 0.45),
+            chunk(0, 300_000, 0.0, 0.3),
+        ];
+        let s = score("x", &logs);
+        assert!((s.qoe_total - (0.3 - 2.15 - 0.45 + 0.3)).abs() < 1e-12);
+        assert!((s.qoe_per_chunk - s.qoe_total / 2.0).abs() < 1e-12);
+        assert!((s.bitrate_mbps_mean - 0.3).abs() < 1e-12);
+        assert_eq!((s.rebuffer_s, s.startup_s, s.switches), (0.5, 2.0, 1));
+        assert!((s.switch_mbps_mean - 0.225).abs() < 1e-12);
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let r = summarise("bba", vec![score("t", &[chunk(1, 750_000, 0.0, 0.75)])]);
+        let v = serde_json::to_value(&r).unwrap_or_default();
+        for key in [
+            "abr",
+            "traces",
+            "qoe_per_chunk_mean",
+            "qoe_per_chunk_median",
+            "bitrate_mbps_mean",
+            "rebuffer_s_total",
+            "switch_mbps_mean",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(v["per_trace"][0]["name"], "t");
+        assert!(v["per_trace"][0]["qoe_per_chunk"].is_number());
+    }
+
+    #[test]
+    fn median_table() {
+        for (xs, want) in [
+            (vec![], 0.0),
+            (vec![3.0], 3.0),
+            (vec![3.0, 1.0], 2.0),
+            (vec![5.0, 1.0, 3.0], 3.0),
+        ] {
+            assert_eq!(median(xs.clone()), want, "{xs:?}");
+        }
+    }
+}
