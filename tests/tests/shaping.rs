@@ -10,9 +10,8 @@
 //! processes are removed by a guard even when an assertion fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use rivulet_tests::sample_library;
@@ -58,6 +57,8 @@ struct Testbed {
     /// The server side of the veth pair: its egress is the player's downlink.
     downlink: String,
     children: Vec<Child>,
+    /// The processes' output.
+    dir: tempfile::TempDir,
 }
 
 const SERVER_ADDR: &str = "10.213.77.1";
@@ -71,6 +72,7 @@ impl Testbed {
             client_ns: format!("rvt-cli-{id}"),
             downlink: format!("rvs{id}"),
             children: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
         };
         let uplink = format!("rvc{id}");
         run(&["ip", "netns", "add", &bed.server_ns]);
@@ -135,17 +137,26 @@ impl Testbed {
         ]);
     }
 
-    fn spawn(&mut self, ns: &str, program: &Path, args: &[&str], stdout: Stdio) -> usize {
+    /// Starts `program` in namespace `ns`, its stdout and stderr going to `NAME.out` and
+    /// `NAME.err` in the test bed's folder (never to a pipe nobody drains).
+    fn spawn(&mut self, ns: &str, program: &Path, args: &[&str], name: &str) -> usize {
+        let file = |ext: &str| {
+            std::fs::File::create(self.dir.path().join(format!("{name}.{ext}"))).unwrap()
+        };
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
             .arg(program)
             .args(args)
-            .stdout(stdout)
-            .stderr(Stdio::null())
+            .stdout(file("out"))
+            .stderr(file("err"))
             .spawn()
             .unwrap();
         self.children.push(child);
         self.children.len() - 1
+    }
+
+    fn output(&self, name: &str, ext: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.{ext}"))).unwrap_or_default()
     }
 }
 
@@ -192,15 +203,23 @@ fn player_adapts_to_a_shaped_link_that_changes() {
             &listen,
             "--no-sample",
         ],
-        Stdio::piped(),
+        "origin",
     );
-    // Wait for the origin's start-up line.
-    let stdout = bed.children[origin_index].stdout.take().unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(stdout)
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.contains("listening"), "origin said {first:?}");
+    // Wait (bounded) for the origin's start-up line.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !bed.output("origin", "out").contains("listening") {
+        assert!(
+            bed.children[origin_index].try_wait().unwrap().is_none(),
+            "origin exited: {}",
+            bed.output("origin", "err")
+        );
+        assert!(
+            Instant::now() < deadline,
+            "origin did not start: {}",
+            bed.output("origin", "err")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let log = tempfile::NamedTempFile::new().unwrap();
     let url = format!("http://{SERVER_ADDR}:8080/vod/sample/master.m3u8");
@@ -219,7 +238,7 @@ fn player_adapts_to_a_shaped_link_that_changes() {
             "--log",
             log.path().to_str().unwrap(),
         ],
-        Stdio::piped(),
+        "player",
     );
     let started = Instant::now();
     let at = |secs: u64| {
@@ -240,13 +259,12 @@ fn player_adapts_to_a_shaped_link_that_changes() {
         assert!(Instant::now() < deadline, "player did not stop by itself");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let mut report = String::new();
-    std::io::Read::read_to_string(
-        bed.children[player_index].stdout.as_mut().unwrap(),
-        &mut report,
-    )
-    .unwrap();
-    assert!(status.success(), "player failed: {report}");
+    let report = bed.output("player", "out");
+    assert!(
+        status.success(),
+        "player failed: {report}\n{}",
+        bed.output("player", "err")
+    );
 
     let video: Vec<LogLine> = std::fs::read_to_string(log.path())
         .unwrap()
