@@ -132,16 +132,22 @@ async fn through_an_edge_the_second_viewer_hits_the_cache() {
 }
 
 #[tokio::test]
-async fn plays_the_live_channel_at_the_live_edge() {
+async fn plays_the_live_channel_at_the_live_edge_from_origin_and_edge() {
     let origin = start_live_origin(library(), &Default::default())
         .await
         .unwrap();
-    for manifest in ["master.m3u8", "manifest.mpd"] {
-        let url = format!("http://{origin}/live/live/{manifest}")
+    let edge = start_edge(origin, "edge-live").await.unwrap();
+    for (host, manifest) in [
+        (origin, "master.m3u8"),
+        (origin, "manifest.mpd"),
+        (edge, "master.m3u8"),
+        (edge, "manifest.mpd"),
+    ] {
+        let url = format!("http://{host}/live/live/{manifest}")
             .parse()
             .unwrap();
         let mut c = SessionConfig::new(url);
-        c.duration_s = Some(9.0);
+        c.duration_s = Some(20.0);
         let r = play(&c).await;
         let s = &r.summary;
         assert_eq!(
@@ -154,7 +160,7 @@ async fn plays_the_live_channel_at_the_live_edge() {
         assert!(s.counters.errors.is_empty(), "{manifest}: {s:#?}");
         // Three segments behind live, then one per 2 s as they come out.
         assert!(
-            (5..=9).contains(&r.segments.len()),
+            (11..=15).contains(&r.segments.len()),
             "{manifest}: {:?}",
             r.segments
         );
@@ -168,5 +174,16 @@ async fn plays_the_live_channel_at_the_live_edge() {
             r.segments.iter().all(|g| g.buffer_after_s < 8.5),
             "{manifest}: a live buffer stays near the live delay"
         );
+        // Three segments of hold-back behind a segment that is only out once complete:
+        // about 6–8 s behind live, steadily.
+        let (mean, p95) = (
+            s.live_latency_mean_s.unwrap(),
+            s.live_latency_p95_s.unwrap(),
+        );
+        assert!(
+            (4.0..10.0).contains(&mean),
+            "{manifest}: {mean:.2} s behind live"
+        );
+        assert!(p95 < 11.0 && p95 >= mean, "{manifest}: p95 {p95:.2} s");
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::session::End;
-use crate::session::summary::{Counters, Summary};
+use crate::session::summary::{Counters, Summary, quantile};
 
 /// Percentiles over sessions (nearest rank).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -24,7 +24,7 @@ pub fn percentiles(values: &[f64]) -> Option<Percentiles> {
         return None;
     }
     v.sort_by(f64::total_cmp);
-    let at = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    let at = |p: f64| quantile(&v, p);
     Some(Percentiles {
         p10: at(0.10),
         p50: at(0.50),
@@ -67,6 +67,9 @@ pub struct Aggregate {
     pub switches_per_minute: Option<Percentiles>,
     /// Media segment download times (request to last byte), ms.
     pub segment_download_ms: Option<Percentiles>,
+    /// Live: each session's mean latency behind live, s.
+    #[serde(default)]
+    pub live_latency_s: Option<Percentiles>,
     /// All sessions' counters summed.
     pub counters: Counters,
     pub cache_hit_ratio: Option<f64>,
@@ -156,6 +159,7 @@ pub fn aggregate(records: &[SessionRecord], segment_download_ms: &[f64]) -> Aggr
             }
         }),
         segment_download_ms: percentiles(segment_download_ms),
+        live_latency_s: of(&|s| s.live_latency_mean_s.unwrap_or(f64::NAN)),
         cache_hit_ratio: (counters.cache_lookups > 0)
             .then(|| counters.cache_hits as f64 / counters.cache_lookups as f64),
         counters,
@@ -239,13 +243,14 @@ pub fn text(r: &LoadReport) -> String {
         "{:<24} {:>10} {:>10} {:>10} {:>10}",
         "", "p10", "p50", "p90", "p99"
     );
-    let rows: [(&str, Option<Percentiles>, f64); 6] = [
+    let rows: [(&str, Option<Percentiles>, f64); 7] = [
         ("startup delay (s)", a.startup_delay_s, 1.0),
         ("rebuffer ratio", a.rebuffer_ratio, 1.0),
         ("avg bitrate (kbit/s)", a.avg_bitrate_bps, 1e-3),
         ("QoE_lin", a.qoe_lin, 1.0),
         ("switches per minute", a.switches_per_minute, 1.0),
         ("segment download (ms)", a.segment_download_ms, 1.0),
+        ("behind live (s)", a.live_latency_s, 1.0),
     ];
     for (name, p, scale) in rows {
         match p {
@@ -330,6 +335,8 @@ mod tests {
                 qoe_lin: qoe,
                 counters,
                 cache_hit_ratio: Some(0.5),
+                live_latency_mean_s: None,
+                live_latency_p95_s: None,
             }),
         }
     }

@@ -42,6 +42,10 @@ pub struct Track {
     pub audio: Option<TrackRendition>,
     /// Seconds between manifest reloads of a live presentation; `None` for VOD.
     pub live_reload_s: Option<f64>,
+    /// Live: Unix time of the timeline's zero (segment starts count from it), when the
+    /// manifest ties the timeline to the clock (DASH `availabilityStartTime`, HLS
+    /// `EXT-X-PROGRAM-DATE-TIME`).
+    pub live_epoch_s: Option<f64>,
 }
 
 impl Track {
@@ -171,6 +175,12 @@ pub fn track_of(url: &Url, presentation: &Presentation) -> Result<Track, Session
                 reload_interval, ..
             } => Some(reload_interval.max(0.5)),
         },
+        live_epoch_s: match presentation.kind {
+            PresentationKind::Vod => None,
+            PresentationKind::Live {
+                availability_start, ..
+            } => availability_start,
+        },
     };
     if track.common_numbers().is_none() {
         return Err(SessionError::NoVideo(url.to_string()));
@@ -243,6 +253,8 @@ async fn load_hls(
         }]
     };
     let (mut live, mut reload_s) = (false, f64::INFINITY);
+    // Whether the live playlists carry EXT-X-PROGRAM-DATE-TIME.
+    let mut dated = false;
     // Video renditions, and the first audio one (the one a session fetches).
     let first_audio = renditions
         .iter()
@@ -266,6 +278,7 @@ async fn load_hls(
             // Live starts count from each reload's first segment; the program date-time
             // puts them on one clock, shared with the audio.
             let origin = info.first_program_date_time.unwrap_or(0.0);
+            dated |= info.first_program_date_time.is_some();
             for segment in &mut info.segments {
                 segment.start += origin;
             }
@@ -278,7 +291,8 @@ async fn load_hls(
     Ok(Presentation {
         kind: if live {
             PresentationKind::Live {
-                availability_start: None,
+                // Dated segments start at Unix times: the timeline's zero is the epoch.
+                availability_start: dated.then_some(0.0),
                 reload_interval: reload_s,
             }
         } else {

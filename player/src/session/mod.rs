@@ -458,6 +458,7 @@ impl Session<'_> {
                         self.observer.state(before, self.playback.state());
                     }
                     let transfer_s = f.total_s - f.ttfb_s;
+                    let live_latency_s = self.live_latency(track, segment);
                     return Ok(SegmentLog {
                         index: k,
                         number: segment.number,
@@ -480,6 +481,7 @@ impl Session<'_> {
                         cache_status: f.cache_status,
                         retries,
                         abandoned,
+                        live_latency_s,
                     });
                 }
                 Ok(Outcome::Abandoned { to }) => {
@@ -502,6 +504,21 @@ impl Session<'_> {
                 }
             }
         }
+    }
+
+    /// How far the playhead is behind live, right after `segment` was buffered: the
+    /// timeline's "now" minus the media time at the playhead (the end of what is buffered
+    /// minus the buffer level). `None` for VOD, an undated live timeline, or before
+    /// playback starts.
+    fn live_latency(&self, track: &Track, segment: &TrackSegment) -> Option<f64> {
+        let epoch = track.live_epoch_s?;
+        self.playback.started_at()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
+        let playhead = segment.start_s + segment.duration_s - self.playback.level();
+        Some(now - (epoch + playhead))
     }
 
     /// Fetches the audio that plays with `video` (what it has not fetched yet of the

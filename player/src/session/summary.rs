@@ -47,6 +47,10 @@ pub struct SegmentLog {
     pub retries: u32,
     /// Downloads of this segment abandoned for a lower rendition.
     pub abandoned: u32,
+    /// Live only, once playing: how far the playhead was behind the live edge (the wall
+    /// clock on the presentation's timeline) when this segment arrived, s.
+    #[serde(default)]
+    pub live_latency_s: Option<f64>,
 }
 
 /// Counts a session keeps beside its segment logs.
@@ -96,6 +100,14 @@ pub struct Summary {
     pub counters: Counters,
     /// `cache_hits / cache_lookups`, when any response carried `Cache-Status`.
     pub cache_hit_ratio: Option<f64>,
+    /// Live only: mean and 95th percentile of the latency behind live, s.
+    pub live_latency_mean_s: Option<f64>,
+    pub live_latency_p95_s: Option<f64>,
+}
+
+/// The nearest-rank `p` quantile (0 < p ≤ 1) of `sorted` (ascending, not empty).
+pub fn quantile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 impl Summary {
@@ -138,6 +150,13 @@ impl Summary {
                 ),
             ),
             ("QoE_lin", format!("{:.3}", self.qoe_lin)),
+            (
+                "behind live",
+                match (self.live_latency_mean_s, self.live_latency_p95_s) {
+                    (Some(mean), Some(p95)) => format!("mean {mean:.2} s, p95 {p95:.2} s"),
+                    _ => "- (not live)".to_owned(),
+                },
+            ),
             (
                 "traffic",
                 format!(
@@ -207,6 +226,8 @@ pub fn summarise(
         .map(|w| (mbps(&w[1]) - mbps(&w[0])).abs())
         .collect();
     let switch_sum_mbps: f64 = changes.iter().sum();
+    let mut latencies: Vec<f64> = logs.iter().filter_map(|l| l.live_latency_s).collect();
+    latencies.sort_by(f64::total_cmp);
     let rebuffer_s = playback.stalled_s;
     let watched = playback.played_s + rebuffer_s;
     Summary {
@@ -235,6 +256,9 @@ pub fn summarise(
         counters: counters.clone(),
         cache_hit_ratio: (counters.cache_lookups > 0)
             .then(|| counters.cache_hits as f64 / counters.cache_lookups as f64),
+        live_latency_mean_s: (!latencies.is_empty())
+            .then(|| latencies.iter().sum::<f64>() / latencies.len() as f64),
+        live_latency_p95_s: (!latencies.is_empty()).then(|| quantile(&latencies, 0.95)),
     }
 }
 
@@ -263,7 +287,35 @@ pub(crate) mod tests {
             cache_status: None,
             retries: 0,
             abandoned: 0,
+            live_latency_s: None,
         }
+    }
+
+    #[test]
+    fn live_latency_mean_and_p95() {
+        let stalls = [];
+        let logs: Vec<SegmentLog> = [None, Some(6.0), Some(7.0), Some(8.0), Some(9.0)]
+            .into_iter()
+            .enumerate()
+            .map(|(i, latency)| SegmentLog {
+                live_latency_s: latency,
+                ..seg(i, 1)
+            })
+            .collect();
+        let s = summarise(&logs, &figures(&stalls, 10.0), &Counters::default(), 10.0);
+        assert_eq!(s.live_latency_mean_s, Some(7.5));
+        assert_eq!(s.live_latency_p95_s, Some(9.0));
+        let vod = summarise(
+            &[seg(0, 1)],
+            &figures(&stalls, 2.0),
+            &Counters::default(),
+            2.0,
+        );
+        assert_eq!(
+            (vod.live_latency_mean_s, vod.live_latency_p95_s),
+            (None, None)
+        );
+        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.0);
     }
 
     fn figures(stalls: &[Stall], played_s: f64) -> PlaybackFigures<'_> {
