@@ -21,6 +21,19 @@ pub fn sample_library(dir: &Path, duration: f64) -> media::Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
+/// The library the player tests share: the small sample, 12 s in 2 s segments, built once
+/// per test binary (its tests run in parallel) under `tmp` (Cargo's per-target temporary
+/// folder) and reused by later runs.
+pub fn player_library(tmp: &Path) -> Result<&'static Path, String> {
+    static LIBRARY: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    LIBRARY
+        .get_or_init(|| {
+            sample_library(&tmp.join("player-library"), 12.0).map_err(|e| e.to_string())
+        })
+        .as_deref()
+        .map_err(Clone::clone)
+}
+
 /// Starts an origin over `library` on 127.0.0.1:0 for the rest of the test's runtime.
 pub async fn start_origin(library: &Path) -> std::io::Result<SocketAddr> {
     start_live_origin(

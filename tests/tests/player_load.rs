@@ -8,18 +8,11 @@ use player::link::NetworkSpec;
 use player::load::report::{LoadReport, Sample, merge};
 use player::load::{GRACE, LoadConfig, Progress, Shard};
 use player::session::{End, SessionConfig};
-use rivulet_tests::{sample_library, start_edge, start_origin};
+use rivulet_tests::{start_edge, start_origin};
 use tokio_util::sync::CancellationToken;
 
-/// The small sample (300/750/1850 kbit/s and audio), 12 s in 2 s segments, built once
-/// (the tests of this file run in parallel) under Cargo's per-target temporary folder
-/// and reused by later runs.
 fn library() -> &'static std::path::Path {
-    static LIBRARY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    LIBRARY.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("player-library");
-        sample_library(&dir, 12.0).unwrap()
-    })
+    rivulet_tests::player_library(std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))).unwrap()
 }
 
 #[derive(Debug)]
