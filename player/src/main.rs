@@ -73,6 +73,9 @@ struct SessionArgs {
     /// Seconds without data after which a request fails.
     #[arg(long, env = "PLAYER_TIMEOUT", default_value_t = 10.0)]
     timeout: f64,
+    /// Live: start this many segments behind the newest one (the hold-back).
+    #[arg(long, env = "PLAYER_LIVE_DELAY", default_value_t = player::session::manifest::LIVE_DELAY_SEGMENTS)]
+    live_delay: u64,
 }
 
 impl SessionArgs {
@@ -93,7 +96,12 @@ impl SessionArgs {
             anyhow::ensure!(d.is_finite() && d > 0.0, "--duration must be positive");
         }
         player::abr::by_name(&self.abr)?;
+        anyhow::ensure!(
+            self.live_delay >= 1,
+            "--live-delay must be at least one segment"
+        );
         Ok(SessionConfig {
+            live_delay_segments: self.live_delay,
             abr: self.abr.clone(),
             duration_s: duration,
             max_buffer_s: self.max_buffer,

@@ -30,7 +30,7 @@ pub struct TrackRendition {
     pub segments: Vec<TrackSegment>,
 }
 
-/// Segments a live session starts behind the newest one (hls.js's
+/// Segments a live session starts behind the newest one by default (hls.js's
 /// `liveSyncDurationCount`).
 pub const LIVE_DELAY_SEGMENTS: u64 = 3;
 
@@ -89,13 +89,15 @@ impl Track {
             .collect()
     }
 
-    /// The first segment to play: the first of a VOD, [`LIVE_DELAY_SEGMENTS`] behind the
+    /// The first segment to play: the first of a VOD, `live_delay_segments` behind the
     /// newest of a live presentation (or the oldest listed, if the window is shorter).
-    pub fn start_number(&self) -> Option<u64> {
+    pub fn start_number(&self, live_delay_segments: u64) -> Option<u64> {
         let (first, last) = self.common_numbers()?;
         Some(match self.live_reload_s {
             None => first,
-            Some(_) => last.saturating_sub(LIVE_DELAY_SEGMENTS - 1).max(first),
+            Some(_) => last
+                .saturating_sub(live_delay_segments.saturating_sub(1))
+                .max(first),
         })
     }
 
@@ -349,7 +351,10 @@ mod tests {
         let t = track_of(&url, &p).unwrap();
         assert_eq!(t.audio.as_ref().unwrap().segments.len(), 9);
         assert_eq!(t.bitrates_bps(), [300_000, 900_000]);
-        assert_eq!((t.start_number(), t.last_number()), (Some(1), Some(5)));
+        assert_eq!(
+            (t.start_number(LIVE_DELAY_SEGMENTS), t.last_number()),
+            (Some(1), Some(5))
+        );
         assert_eq!(t.media_duration_from(1), 10.0);
         assert_eq!(t.media_duration_from(4), 4.0);
         let row = t.row(5).unwrap();
@@ -374,7 +379,10 @@ mod tests {
         };
         let t = track_of(&url, &live).unwrap();
         assert_eq!(t.live_reload_s, Some(0.5));
-        assert_eq!((t.start_number(), t.last_number()), (Some(106), None));
+        assert_eq!(
+            (t.start_number(LIVE_DELAY_SEGMENTS), t.last_number()),
+            (Some(106), None)
+        );
         assert_eq!(t.media_duration_from(106), f64::INFINITY);
     }
 

@@ -75,6 +75,8 @@ pub struct SessionConfig {
     /// A request that receives nothing for this long fails.
     pub idle_timeout: Duration,
     pub link: LinkModel,
+    /// Live: segments behind the newest one to start at, and to keep (the hold-back).
+    pub live_delay_segments: u64,
 }
 
 impl SessionConfig {
@@ -92,6 +94,7 @@ impl SessionConfig {
             retries: 3,
             idle_timeout: Duration::from_secs(10),
             link: LinkModel::default(),
+            live_delay_segments: manifest::LIVE_DELAY_SEGMENTS,
         }
     }
 }
@@ -318,7 +321,7 @@ impl Session<'_> {
         let mut track = manifest::load(&mut self.fetcher, &self.config.url, &manifest_url)
             .await
             .map_err(Fatal::Start)?;
-        let Some(mut number) = track.start_number() else {
+        let Some(mut number) = track.start_number(self.config.live_delay_segments) else {
             return Err(Fatal::Start(SessionError::NoVideo(
                 self.config.url.to_string(),
             )));
@@ -345,7 +348,9 @@ impl Session<'_> {
                     .map_err(Fatal::Reload)?;
                 if track.first_number().is_some_and(|first| number < first) {
                     tracing::warn!(number, "fell behind the live window: skipping ahead");
-                    number = track.start_number().unwrap_or(number);
+                    number = track
+                        .start_number(self.config.live_delay_segments)
+                        .unwrap_or(number);
                 }
                 if track.bitrates_bps() != self.bitrates_bps {
                     tracing::warn!("the ladder changed on reload: starting over on the new one");
@@ -373,7 +378,7 @@ impl Session<'_> {
                         Some(_) => self
                             .config
                             .max_buffer_s
-                            .min(manifest::LIVE_DELAY_SEGMENTS as f64 * row[0].duration_s),
+                            .min(self.config.live_delay_segments as f64 * row[0].duration_s),
                         None => self.config.max_buffer_s,
                     },
                     history: &self.history,
