@@ -248,3 +248,73 @@ async fn an_edge_collapses_200_live_clients() {
         "exactly one origin request per segment"
     );
 }
+
+#[derive(Debug)]
+struct Quiet;
+
+impl player::load::Progress for Quiet {
+    fn update(&self, _: &player::load::report::Sample, _: usize, _: usize) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_live_players_through_one_edge() {
+    let host = origin().await;
+    let edge = start_edge(host, "edge-live").await.unwrap();
+    let origin_metrics = || async {
+        get(&reqwest::Client::new(), &format!("http://{host}/metrics"))
+            .await
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = origin_metrics().await;
+    let started = std::time::Instant::now();
+    let url = format!("http://{edge}/live/live/master.m3u8")
+        .parse()
+        .unwrap();
+    let config = player::load::LoadConfig {
+        session: player::session::SessionConfig::new(url),
+        sessions: 200,
+        duration_s: 10.0,
+        ramp_s: 2.0,
+        network: None,
+        network_label: "loopback".into(),
+        seed: 1,
+        shard: None,
+    };
+    let report = player::load::run(&config, &tokio_util::sync::CancellationToken::new(), &Quiet)
+        .await
+        .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let a = &report.aggregate;
+    assert_eq!(
+        (a.started, a.failed, a.failed_to_start),
+        (200, 0, 0),
+        "{a:#?}"
+    );
+    assert_eq!(a.rebuffer_ratio.as_ref().unwrap().p99, 0.0, "{a:#?}");
+    let latency = a.live_latency_s.as_ref().unwrap();
+    assert!(latency.p99 < 11.0, "{latency:?}");
+    let after = origin_metrics().await;
+    let delta = |labels: &[&str]| {
+        metric_sum(&after, "origin_http_requests_total", labels)
+            - metric_sum(&before, "origin_http_requests_total", labels)
+    };
+    // Five manifests (multivariant, three video and one audio playlist), each kept one
+    // second by the edge: about one origin request per manifest per second, however many
+    // players reload them.
+    let manifests = delta(&["kind=\"manifest\""]);
+    assert!(
+        manifests <= 5.0 * (elapsed.ceil() + 2.0),
+        "{manifests} manifest requests in {elapsed:.1} s"
+    );
+    // Segments: at most one origin request per (rendition, segment) that exists in the
+    // time the run covered, 4 renditions × (run + hold-back) / 2 s.
+    let segments = delta(&["kind=\"segment\""]);
+    let possible = 4.0 * ((elapsed + 8.0) / 2.0).ceil();
+    assert!(
+        segments <= possible,
+        "{segments} segment requests, at most {possible} segments"
+    );
+    assert!(a.cache_hit_ratio.unwrap() > 0.9, "{a:#?}");
+}
