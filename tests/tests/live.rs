@@ -31,6 +31,22 @@ async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
     client.get(url).send().await.unwrap()
 }
 
+/// The origin's metrics page.
+async fn origin_metrics(host: SocketAddr) -> String {
+    get(&reqwest::Client::new(), &format!("http://{host}/metrics"))
+        .await
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Origin requests of route `kind` between two metrics pages.
+fn requests_since(before: &str, after: &str, kind: &str) -> f64 {
+    let label = format!("kind=\"{kind}\"");
+    metric_sum(after, "origin_http_requests_total", &[&label])
+        - metric_sum(before, "origin_http_requests_total", &[&label])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playlists_and_mpd_advance_and_revalidate() {
     let host = origin().await;
@@ -184,14 +200,7 @@ async fn an_edge_collapses_200_live_clients() {
         .pool_max_idle_per_host(256)
         .build()
         .unwrap();
-    let origin_metrics = || async {
-        get(&reqwest::Client::new(), &format!("http://{host}/metrics"))
-            .await
-            .text()
-            .await
-            .unwrap()
-    };
-    let before = origin_metrics().await;
+    let before = origin_metrics(host).await;
     let started = std::time::Instant::now();
     let run_for = Duration::from_secs(6);
     // 200 clients, each reloading one rendition's playlist every second (a player's cadence
@@ -228,13 +237,10 @@ async fn an_edge_collapses_200_live_clients() {
         segments.extend(fetched.unwrap());
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let after = origin_metrics().await;
-    let delta = |labels: &[&str]| {
-        metric_sum(&after, "origin_http_requests_total", labels)
-            - metric_sum(&before, "origin_http_requests_total", labels)
-    };
-    let manifest_requests = delta(&["kind=\"manifest\""]);
-    let segment_requests = delta(&["kind=\"segment\""]);
+    let after = origin_metrics(host).await;
+    let delta = |kind: &str| requests_since(&before, &after, kind);
+    let manifest_requests = delta("manifest");
+    let segment_requests = delta("segment");
     // max-age=1: about one fetch or revalidation per second of the run, plus slack for
     // a refresh racing the window change.
     assert!(
@@ -260,14 +266,7 @@ impl player::load::Progress for Quiet {
 async fn two_hundred_live_players_through_one_edge() {
     let host = origin().await;
     let edge = start_edge(host, "edge-live").await.unwrap();
-    let origin_metrics = || async {
-        get(&reqwest::Client::new(), &format!("http://{host}/metrics"))
-            .await
-            .text()
-            .await
-            .unwrap()
-    };
-    let before = origin_metrics().await;
+    let before = origin_metrics(host).await;
     let started = std::time::Instant::now();
     let url = format!("http://{edge}/live/live/master.m3u8")
         .parse()
@@ -295,22 +294,19 @@ async fn two_hundred_live_players_through_one_edge() {
     assert_eq!(a.rebuffer_ratio.as_ref().unwrap().p99, 0.0, "{a:#?}");
     let latency = a.live_latency_s.as_ref().unwrap();
     assert!(latency.p99 < 11.0, "{latency:?}");
-    let after = origin_metrics().await;
-    let delta = |labels: &[&str]| {
-        metric_sum(&after, "origin_http_requests_total", labels)
-            - metric_sum(&before, "origin_http_requests_total", labels)
-    };
+    let after = origin_metrics(host).await;
+    let delta = |kind: &str| requests_since(&before, &after, kind);
     // Five manifests (multivariant, three video and one audio playlist), each kept one
     // second by the edge: about one origin request per manifest per second, however many
     // players reload them.
-    let manifests = delta(&["kind=\"manifest\""]);
+    let manifests = delta("manifest");
     assert!(
         manifests <= 5.0 * (elapsed.ceil() + 2.0),
         "{manifests} manifest requests in {elapsed:.1} s"
     );
     // Segments: at most one origin request per (rendition, segment) that exists in the
     // time the run covered, 4 renditions × (run + hold-back) / 2 s.
-    let segments = delta(&["kind=\"segment\""]);
+    let segments = delta("segment");
     let possible = 4.0 * ((elapsed + 8.0) / 2.0).ceil();
     assert!(
         segments <= possible,
