@@ -10,7 +10,8 @@ use dash_mpd_core::{
 
 use crate::model::resolve_uri;
 use crate::{
-    Codecs, MediaError, MediaType, Presentation, PresentationKind, Rendition, Result, Segment,
+    Codecs, Delivery, MediaError, MediaType, Pathway, Presentation, PresentationKind, Rendition,
+    Result, Segment, SteeringServer,
 };
 
 /// Media timescale used in our templates: 90 kHz, the MPEG clock; every frame rate we
@@ -139,7 +140,7 @@ pub fn write_static_mpd(presentation: &Presentation) -> Result<String> {
         }],
         ..Default::default()
     };
-    Ok(with_declaration(&mpd))
+    Ok(finish(mpd, &presentation.delivery))
 }
 
 /// The live parameters of a dynamic MPD (ISO/IEC 23009-1 §5.3.1.2), times in seconds.
@@ -188,7 +189,44 @@ pub fn write_dynamic_mpd(presentation: &Presentation, live: &DynamicMpd) -> Resu
         }],
         ..Default::default()
     };
-    Ok(with_declaration(&mpd))
+    Ok(finish(mpd, &presentation.delivery))
+}
+
+/// `mpd` with the presentation's pathways as MPD-level `BaseURL@serviceLocation` and its
+/// steering server as `ContentSteering` (DASH-IF CTS 00100 §4), serialised with its XML
+/// declaration.
+fn finish(mut mpd: MPD, delivery: &Delivery) -> String {
+    mpd.base_url = delivery
+        .pathways
+        .iter()
+        .map(|p| BaseURL {
+            serviceLocation: Some(p.id.clone()),
+            base: p.base.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let text = with_declaration(&mpd);
+    let Some(steering) = &delivery.steering else {
+        return text;
+    };
+    // dash-mpd-core has no MPD-level ContentSteering: it is written here, before the first
+    // Period as the schema orders it.
+    let mut element = String::from("<ContentSteering");
+    if let Some(id) = &steering.default_pathway {
+        element.push_str(&format!(
+            " defaultServiceLocation=\"{}\"",
+            quick_xml::escape::escape(id.as_str())
+        ));
+    }
+    element.push_str(&format!(
+        " queryBeforeStart=\"{}\" clientRequirement=\"false\">{}</ContentSteering>",
+        steering.query_before_start,
+        quick_xml::escape::escape(steering.uri.as_str())
+    ));
+    match text.find("<Period") {
+        Some(at) => format!("{}{element}{}", &text[..at], &text[at..]),
+        None => text,
+    }
 }
 
 /// An MPD serialised with its XML declaration.
@@ -296,7 +334,11 @@ pub fn parse_mpd(text: &str, base: &str, now: f64) -> Result<Presentation> {
         .duration
         .or(mpd.mediaPresentationDuration)
         .map(|d| d.as_secs_f64());
-    let mpd_base = join_base(base, &mpd.base_url)?;
+    let delivery = delivery_of(text, &mpd, base)?;
+    let mpd_base = match delivery.default_pathway() {
+        Some(p) => p.base.clone(),
+        None => join_base(base, &mpd.base_url)?,
+    };
     let period_base = join_base(&mpd_base, &period.BaseURL)?;
     let mut renditions = Vec::new();
     for set in &period.adaptations {
@@ -370,9 +412,76 @@ pub fn parse_mpd(text: &str, base: &str, now: f64) -> Result<Presentation> {
     if renditions.is_empty() {
         return Err(MediaError::Dash("MPD has no representations".into()));
     }
-    let mut presentation = Presentation { kind, renditions };
+    let mut presentation = Presentation {
+        kind,
+        renditions,
+        delivery,
+    };
     presentation.sort();
     Ok(presentation)
+}
+
+/// The pathways (MPD-level `BaseURL`s, named by `@serviceLocation` or else by their URL)
+/// and steering server of an MPD; empty unless it has several base URLs or steering.
+fn delivery_of(text: &str, mpd: &MPD, base: &str) -> Result<Delivery> {
+    let steering = content_steering(text)?;
+    if mpd.base_url.len() < 2 && steering.is_none() {
+        return Ok(Delivery::default());
+    }
+    let pathways = mpd
+        .base_url
+        .iter()
+        .map(|b| {
+            let url = b.base.trim();
+            Ok(Pathway {
+                id: b.serviceLocation.clone().unwrap_or_else(|| url.to_string()),
+                base: resolve_uri(base, url)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Delivery { pathways, steering })
+}
+
+/// The MPD-level `ContentSteering` element (dash-mpd-core does not model it): its text is
+/// the steering server URL.
+fn content_steering(text: &str) -> Result<Option<SteeringServer>> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event().map_err(dash_error)? {
+            // Only a child of MPD (depth 1); ServiceDescription may hold another one.
+            Event::Start(e) if depth == 1 && e.local_name().as_ref() == "ContentSteering" => {
+                let attribute = |name: &str| -> Result<Option<String>> {
+                    match e.try_get_attribute(name).map_err(dash_error)? {
+                        Some(a) => Ok(Some(
+                            quick_xml::escape::unescape(&a.value)
+                                .map_err(dash_error)?
+                                .into_owned(),
+                        )),
+                        None => Ok(None),
+                    }
+                };
+                let default_pathway = attribute("defaultServiceLocation")?;
+                let query_before_start = attribute("queryBeforeStart")?.as_deref() == Some("true");
+                let raw = reader.read_text(e.name()).map_err(dash_error)?;
+                let uri = quick_xml::escape::unescape(&raw).map_err(dash_error)?;
+                let uri = uri.trim();
+                if uri.is_empty() {
+                    return Err(MediaError::Dash("ContentSteering has no server URL".into()));
+                }
+                return Ok(Some(SteeringServer {
+                    uri: uri.to_string(),
+                    default_pathway,
+                    query_before_start,
+                }));
+            }
+            Event::Start(_) => depth += 1,
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Eof => return Ok(None),
+            _ => {}
+        }
+    }
 }
 
 fn parse_frame_rate(s: &str) -> Option<f64> {
@@ -491,6 +600,55 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::model::tests::sample_presentation;
+
+    #[test]
+    fn service_locations_and_steering_round_trip() {
+        let mut p = sample_presentation();
+        p.delivery = Delivery {
+            pathways: ["edge-1", "edge-2"]
+                .iter()
+                .enumerate()
+                .map(|(i, id)| Pathway {
+                    id: id.to_string(),
+                    base: format!("http://10.0.0.{}:8081/vod/sample/", i + 2),
+                })
+                .collect(),
+            steering: Some(SteeringServer {
+                uri: "/steering/dash?a=1&b=2".into(),
+                default_pathway: Some("edge-2".into()),
+                query_before_start: true,
+            }),
+        };
+        let text = write_static_mpd(&p).unwrap();
+        assert!(
+            text.contains(
+                "<BaseURL serviceLocation=\"edge-1\">http://10.0.0.2:8081/vod/sample/</BaseURL>"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("queryBeforeStart=\"true\" clientRequirement=\"false\">/steering/dash?a=1&amp;b=2</ContentSteering><Period"),
+            "{text}"
+        );
+        let parsed = parse_mpd(&text, "http://origin.test/vod/sample/manifest.mpd", 0.0).unwrap();
+        assert_eq!(parsed.delivery, p.delivery);
+        // Segments resolve against the default service location.
+        let first = &parsed.renditions[0].segments[0].uri;
+        assert!(
+            first.starts_with("http://10.0.0.3:8081/vod/sample/"),
+            "{first}"
+        );
+        let moved = parsed.delivery.rebase(first, "edge-2", "edge-1").unwrap();
+        assert!(
+            moved.starts_with("http://10.0.0.2:8081/vod/sample/"),
+            "{moved}"
+        );
+        // Without steering or pathways nothing is added.
+        let plain = write_static_mpd(&sample_presentation()).unwrap();
+        assert!(!plain.contains("ContentSteering") && !plain.contains("BaseURL"));
+        let parsed = parse_mpd(&plain, "http://origin.test/m.mpd", 0.0).unwrap();
+        assert!(parsed.delivery.is_empty());
+    }
 
     #[test]
     fn static_mpd_has_the_required_parts() {

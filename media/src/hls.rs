@@ -1,18 +1,26 @@
 //! HLS (RFC 8216): the presentation model written as a multivariant playlist and media
 //! playlists, and any standard multivariant + media playlists parsed back into the model.
 
+use std::collections::HashMap;
+
 use m3u8_rs::{
-    AlternativeMedia, AlternativeMediaType, Map, MasterPlaylist, MediaPlaylist, MediaPlaylistType,
-    MediaSegment, Resolution, VariantStream,
+    AlternativeMedia, AlternativeMediaType, ExtTag, Map, MasterPlaylist, MediaPlaylist,
+    MediaPlaylistType, MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
 use crate::model::resolve_uri;
+use crate::steering::split_bases;
 use crate::{
-    Codecs, MediaError, MediaType, Presentation, PresentationKind, Rendition, Result, Segment,
+    Codecs, Delivery, MediaError, MediaType, Pathway, Presentation, PresentationKind, Rendition,
+    Result, Segment, SteeringServer,
 };
 
-/// The group id of the audio renditions in our multivariant playlists.
+/// The group id of the audio renditions in our multivariant playlists (suffixed with the
+/// pathway when there are several).
 const AUDIO_GROUP: &str = "audio";
+/// The tag (after `#EXT-`) and attribute of content steering (rfc8216bis §4.4.6.6).
+const CONTENT_STEERING_TAG: &str = "X-CONTENT-STEERING";
+const PATHWAY_ID: &str = "PATHWAY-ID";
 
 fn to_text(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Result<String> {
     let mut out = Vec::new();
@@ -22,39 +30,59 @@ fn to_text(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Result<St
 
 /// The multivariant playlist (RFC 8216 §4.3.4): one `EXT-X-STREAM-INF` per video rendition
 /// with its real peak `BANDWIDTH` (plus the peak of the audio it plays with), and audio
-/// as an `EXT-X-MEDIA` group.
+/// as an `EXT-X-MEDIA` group. With pathways in the presentation's [`Delivery`], every
+/// variant and audio rendition is listed once per pathway under that pathway's base URL,
+/// each pathway with its own audio group (a group belongs to one pathway, as hls.js
+/// expects), and `EXT-X-CONTENT-STEERING` names the steering server (rfc8216bis §4.4.6.6).
 pub fn write_multivariant(presentation: &Presentation) -> Result<String> {
+    let delivery = &presentation.delivery;
+    // Without pathways: one unnamed pathway whose base leaves URIs as they are.
+    let unnamed = [Pathway {
+        id: String::new(),
+        base: String::new(),
+    }];
+    let pathways: &[Pathway] = if delivery.pathways.is_empty() {
+        &unnamed
+    } else {
+        &delivery.pathways
+    };
     let audio: Vec<&Rendition> = presentation.audio().collect();
     let audio_peak = audio.iter().map(|a| a.bandwidth_peak).max().unwrap_or(0);
     let audio_avg = audio.iter().map(|a| a.bandwidth_avg).max().unwrap_or(0);
     let audio_codecs = audio.first().map(|a| a.codecs.clone()).unwrap_or_default();
-    let alternatives = audio
-        .iter()
-        .enumerate()
-        .map(|(i, a)| AlternativeMedia {
-            media_type: AlternativeMediaType::Audio,
-            uri: a.playlist_uri.clone(),
-            group_id: AUDIO_GROUP.into(),
-            language: None,
-            assoc_language: None,
-            name: a.id.clone(),
-            default: i == 0,
-            autoselect: true,
-            forced: false,
-            instream_id: None,
-            characteristics: None,
-            channels: None,
-            other_attributes: None,
-        })
-        .collect();
-    let variants = presentation
-        .video()
-        .map(|v| -> Result<VariantStream> {
-            Ok(VariantStream {
-                uri: v
-                    .playlist_uri
-                    .clone()
-                    .ok_or_else(|| MediaError::Hls(format!("{} has no playlist URI", v.id)))?,
+    let mut alternatives = Vec::new();
+    let mut variants = Vec::new();
+    for pathway in pathways {
+        let on_pathway = |uri: &str| -> Result<String> {
+            if pathway.base.is_empty() {
+                Ok(uri.to_string())
+            } else {
+                resolve_uri(&pathway.base, uri)
+            }
+        };
+        let audio_group = if pathway.id.is_empty() {
+            AUDIO_GROUP.to_string()
+        } else {
+            format!("{AUDIO_GROUP}-{}", pathway.id)
+        };
+        for (i, a) in audio.iter().enumerate() {
+            alternatives.push(AlternativeMedia {
+                media_type: AlternativeMediaType::Audio,
+                uri: a.playlist_uri.as_deref().map(on_pathway).transpose()?,
+                group_id: audio_group.clone(),
+                name: a.id.clone(),
+                default: i == 0,
+                autoselect: true,
+                ..Default::default()
+            });
+        }
+        for v in presentation.video() {
+            let uri = v
+                .playlist_uri
+                .as_deref()
+                .ok_or_else(|| MediaError::Hls(format!("{} has no playlist URI", v.id)))?;
+            variants.push(VariantStream {
+                uri: on_pathway(uri)?,
                 bandwidth: v.bandwidth_peak + audio_peak,
                 average_bandwidth: Some(v.bandwidth_avg + audio_avg),
                 codecs: Some(v.codecs.joined(&audio_codecs).to_string()),
@@ -63,19 +91,45 @@ pub fn write_multivariant(presentation: &Presentation) -> Result<String> {
                     height: u64::from(h),
                 }),
                 frame_rate: v.frame_rate,
-                audio: (!audio.is_empty()).then(|| AUDIO_GROUP.to_string()),
+                audio: (!audio.is_empty()).then(|| audio_group.clone()),
+                // One attribute only: m3u8-rs writes these from a HashMap, and a stable
+                // text keeps the playlist's ETag stable.
+                other_attributes: (!pathway.id.is_empty()).then(|| {
+                    HashMap::from([(
+                        PATHWAY_ID.to_string(),
+                        QuotedOrUnquoted::Quoted(pathway.id.clone()),
+                    )])
+                }),
                 ..Default::default()
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+            });
+        }
+    }
     let playlist = MasterPlaylist {
         version: Some(7),
         variants,
         independent_segments: true,
         alternatives,
+        unknown_tags: delivery
+            .steering
+            .as_ref()
+            .map(steering_tag)
+            .into_iter()
+            .collect(),
         ..Default::default()
     };
     to_text(|w| playlist.write_to(w))
+}
+
+/// `EXT-X-CONTENT-STEERING` (rfc8216bis §4.4.6.6).
+fn steering_tag(server: &SteeringServer) -> ExtTag {
+    let mut rest = format!("SERVER-URI=\"{}\"", server.uri);
+    if let Some(id) = &server.default_pathway {
+        rest.push_str(&format!(",{PATHWAY_ID}=\"{id}\""));
+    }
+    ExtTag {
+        tag: CONTENT_STEERING_TAG.into(),
+        rest: Some(rest),
+    }
 }
 
 /// A media playlist (RFC 8216 §4.3.3) of a VOD rendition: version 7, `EXT-X-MAP`,
@@ -146,18 +200,47 @@ fn parse_error(e: impl std::fmt::Display) -> MediaError {
     MediaError::Hls(text.chars().take(200).collect())
 }
 
-/// Parses a multivariant playlist fetched from `base` into renditions without segments
-/// (their `playlist_uri` is absolute; fetch each and call [`parse_media_playlist`]).
-/// I-frame-only variants are skipped. Video renditions come sorted by bandwidth.
-pub fn parse_multivariant(text: &str, base: &str) -> Result<Vec<Rendition>> {
+/// Parses a multivariant playlist fetched from `base` into a VOD presentation whose
+/// renditions have no segments yet (their `playlist_uri` is absolute; fetch each and call
+/// [`parse_media_playlist`]; the caller decides VOD or live from those). I-frame-only
+/// variants are skipped. With several pathways, the renditions are those of the default
+/// pathway (the steering tag's `PATHWAY-ID`, else the first listed) and the others become
+/// [`Delivery`] pathways when they are copies of it under another base URL.
+pub fn parse_multivariant(text: &str, base: &str) -> Result<Presentation> {
     let playlist = m3u8_rs::parse_master_playlist_res(text.as_bytes()).map_err(parse_error)?;
-    let mut renditions = Vec::new();
-    for (i, v) in playlist
-        .variants
+    let steering = playlist
+        .unknown_tags
         .iter()
-        .filter(|v| !v.is_i_frame)
-        .enumerate()
-    {
+        .find(|t| t.tag == CONTENT_STEERING_TAG)
+        .map(|t| parse_steering_tag(t.rest.as_deref().unwrap_or("")))
+        .transpose()?;
+    let variants: Vec<&VariantStream> =
+        playlist.variants.iter().filter(|v| !v.is_i_frame).collect();
+    let mut pathway_ids: Vec<&str> = Vec::new();
+    for v in &variants {
+        let id = pathway_of(v);
+        if !pathway_ids.contains(&id) {
+            pathway_ids.push(id);
+        }
+    }
+    let default_id = steering
+        .as_ref()
+        .and_then(|s| s.default_pathway.as_deref())
+        .filter(|id| pathway_ids.contains(id))
+        .or(pathway_ids.first().copied())
+        .unwrap_or(DEFAULT_PATHWAY)
+        .to_string();
+    let on_pathway = |id: &str| -> Vec<&VariantStream> {
+        variants
+            .iter()
+            .copied()
+            .filter(|v| pathway_of(v) == id)
+            .collect()
+    };
+    let chosen = on_pathway(&default_id);
+    let audio_groups: Vec<&str> = chosen.iter().filter_map(|v| v.audio.as_deref()).collect();
+    let mut renditions = Vec::new();
+    for (i, v) in chosen.iter().enumerate() {
         let codecs: Codecs = v.codecs.as_deref().unwrap_or("").parse()?;
         renditions.push(Rendition {
             id: format!("v{i}"),
@@ -174,9 +257,12 @@ pub fn parse_multivariant(text: &str, base: &str) -> Result<Vec<Rendition>> {
             segments: Vec::new(),
         });
     }
-    // Audio that is not muxed into the variants comes as EXT-X-MEDIA with a URI.
+    // Audio that is not muxed into the variants comes as EXT-X-MEDIA with a URI, in the
+    // groups the chosen variants name (every group when they name none).
     for (i, alt) in playlist.alternatives.iter().enumerate() {
-        if alt.media_type != AlternativeMediaType::Audio {
+        if alt.media_type != AlternativeMediaType::Audio
+            || !(audio_groups.is_empty() || audio_groups.contains(&alt.group_id.as_str()))
+        {
             continue;
         }
         let Some(uri) = &alt.uri else { continue };
@@ -204,12 +290,132 @@ pub fn parse_multivariant(text: &str, base: &str) -> Result<Vec<Rendition>> {
             "multivariant playlist has no variants".into(),
         ));
     }
+    let mut delivery = Delivery {
+        pathways: Vec::new(),
+        steering,
+    };
+    if pathway_ids.len() > 1 || delivery.steering.is_some() {
+        delivery.pathways = pathways(base, &default_id, &chosen, &pathway_ids, on_pathway)?;
+    }
     let mut presentation = Presentation {
         kind: PresentationKind::Vod,
         renditions,
+        delivery,
     };
     presentation.sort();
-    Ok(presentation.renditions)
+    Ok(presentation)
+}
+
+/// The `PATHWAY-ID` a variant belongs to; "." when it names none (rfc8216bis §4.4.6.2).
+const DEFAULT_PATHWAY: &str = ".";
+
+fn pathway_of(v: &VariantStream) -> &str {
+    v.other_attributes
+        .as_ref()
+        .and_then(|a| a.get(PATHWAY_ID))
+        .map_or(DEFAULT_PATHWAY, QuotedOrUnquoted::as_str)
+}
+
+/// The pathways of a multivariant playlist, the default first. Each other pathway must list
+/// the default's variants in the same order under one other base URL; one that does not is
+/// left out (the player could not move between them by swapping bases).
+fn pathways<'a>(
+    base: &str,
+    default_id: &str,
+    chosen: &[&VariantStream],
+    ids: &[&str],
+    on_pathway: impl Fn(&str) -> Vec<&'a VariantStream>,
+) -> Result<Vec<Pathway>> {
+    let resolve_all = |vs: &[&VariantStream]| -> Result<Vec<String>> {
+        vs.iter().map(|v| resolve_uri(base, &v.uri)).collect()
+    };
+    let default_uris = resolve_all(chosen)?;
+    let mut default_base: Option<String> = None;
+    let mut others = Vec::new();
+    for id in ids.iter().filter(|id| **id != default_id) {
+        let uris = resolve_all(&on_pathway(id))?;
+        if uris.len() != default_uris.len() {
+            continue;
+        }
+        let bases = match &default_base {
+            Some(b) => default_uris[0]
+                .strip_prefix(b.as_str())
+                .and_then(|rest| uris[0].strip_suffix(rest))
+                .map(|other| (b.clone(), other.to_string())),
+            None => split_bases(&default_uris[0], &uris[0]),
+        };
+        let Some((mine, theirs)) = bases else {
+            continue;
+        };
+        let parallel = default_uris.iter().zip(&uris).all(|(d, o)| {
+            d.strip_prefix(mine.as_str()) == o.strip_prefix(theirs.as_str())
+                && d.starts_with(mine.as_str())
+        });
+        if parallel {
+            default_base.get_or_insert(mine);
+            others.push(Pathway {
+                id: id.to_string(),
+                base: theirs,
+            });
+        }
+    }
+    let default_base = match default_base {
+        Some(b) => b,
+        // A lone pathway: its base is the folder of the playlist.
+        None => resolve_uri(base, "./")?,
+    };
+    let mut all = vec![Pathway {
+        id: default_id.to_string(),
+        base: default_base,
+    }];
+    all.extend(others);
+    Ok(all)
+}
+
+/// Reads the attributes of `EXT-X-CONTENT-STEERING`; `SERVER-URI` is required.
+fn parse_steering_tag(attributes: &str) -> Result<SteeringServer> {
+    let attributes = parse_attribute_list(attributes)?;
+    let get = |name: &str| {
+        attributes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    Ok(SteeringServer {
+        uri: get("SERVER-URI")
+            .ok_or_else(|| MediaError::Hls("EXT-X-CONTENT-STEERING without SERVER-URI".into()))?,
+        default_pathway: get(PATHWAY_ID),
+        query_before_start: false,
+    })
+}
+
+/// An attribute list (RFC 8216 §4.2): `NAME=value` pairs separated by commas, where a
+/// quoted string may hold commas. Quotes are removed.
+fn parse_attribute_list(text: &str) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let (name, after) = rest
+            .split_once('=')
+            .ok_or_else(|| MediaError::Hls(format!("bad attribute list {text:?}")))?;
+        let (value, after) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let end = quoted
+                    .find('"')
+                    .ok_or_else(|| MediaError::Hls(format!("unclosed quote in {text:?}")))?;
+                (&quoted[..end], &quoted[end + 1..])
+            }
+            None => after.split_at(after.find(',').unwrap_or(after.len())),
+        };
+        out.push((name.trim().to_string(), value.to_string()));
+        rest = after.trim_start();
+        rest = match rest.strip_prefix(',') {
+            Some(r) => r.trim_start(),
+            None if rest.is_empty() => rest,
+            None => return Err(MediaError::Hls(format!("bad attribute list {text:?}"))),
+        };
+    }
+    Ok(out)
 }
 
 /// A media playlist read back.
@@ -305,6 +511,8 @@ mod tests {
         let base = "http://example.test/vod/sample/master.m3u8";
         let master = write_multivariant(&p).unwrap();
         let parsed = parse_multivariant(&master, base).unwrap();
+        assert!(parsed.delivery.is_empty());
+        let parsed = parsed.renditions;
         assert_eq!(parsed.len(), p.renditions.len());
         for (ours, theirs) in p.renditions.iter().zip(&parsed) {
             assert_eq!(ours.bandwidth_peak, theirs.bandwidth_peak);
@@ -348,7 +556,9 @@ v5/prog_index.m3u8\n\
 #EXT-X-STREAM-INF:BANDWIDTH=541052,RESOLUTION=480x270,CODECS=\"avc1.640015,mp4a.40.2\",AUDIO=\"aac\"\n\
 https://cdn.test/v1/prog_index.m3u8\n\
 #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=186522,URI=\"v5/iframe.m3u8\"\n";
-        let r = parse_multivariant(master, "https://origin.test/bipbop/master.m3u8").unwrap();
+        let r = parse_multivariant(master, "https://origin.test/bipbop/master.m3u8")
+            .unwrap()
+            .renditions;
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].bandwidth_peak, 541_052);
         assert_eq!(
@@ -371,6 +581,112 @@ https://cdn.test/v1/prog_index.m3u8\n\
             info.init_uri.as_deref(),
             Some("https://origin.test/bipbop/init.mp4")
         );
+    }
+
+    fn steered(p: &mut Presentation) {
+        p.delivery = Delivery {
+            pathways: ["edge-1", "edge-2"]
+                .iter()
+                .enumerate()
+                .map(|(i, id)| Pathway {
+                    id: id.to_string(),
+                    base: format!("http://10.0.0.{}:8081/vod/sample/", i + 2),
+                })
+                .collect(),
+            steering: Some(SteeringServer {
+                uri: "/steering/hls".into(),
+                default_pathway: Some("edge-2".into()),
+                query_before_start: false,
+            }),
+        };
+    }
+
+    #[test]
+    fn pathways_round_trip_through_the_model() {
+        let mut p = sample_presentation();
+        p.renditions.push(crate::model::tests::audio_rendition());
+        steered(&mut p);
+        let master = write_multivariant(&p).unwrap();
+        assert!(
+            master.contains(
+                "#EXT-X-CONTENT-STEERING:SERVER-URI=\"/steering/hls\",PATHWAY-ID=\"edge-2\""
+            ),
+            "{master}"
+        );
+        let videos = p.video().count();
+        assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 2 * videos);
+        assert_eq!(master.matches("PATHWAY-ID=\"edge-1\"").count(), videos);
+        assert!(master.contains("GROUP-ID=\"audio-edge-1\""), "{master}");
+        assert!(master.contains("AUDIO=\"audio-edge-2\""), "{master}");
+        assert!(
+            master.contains("\nhttp://10.0.0.3:8081/vod/sample/"),
+            "{master}"
+        );
+        let parsed =
+            parse_multivariant(&master, "http://origin.test/vod/sample/master.m3u8").unwrap();
+        // The default pathway's renditions, its audio group only.
+        assert_eq!(parsed.renditions.len(), p.renditions.len());
+        assert!(parsed.renditions.iter().all(|r| {
+            r.playlist_uri
+                .as_deref()
+                .unwrap()
+                .starts_with("http://10.0.0.3:8081/")
+        }));
+        let d = &parsed.delivery;
+        assert_eq!(d.steering, p.delivery.steering);
+        let ids: Vec<&str> = d.pathways.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["edge-2", "edge-1"]);
+        let uri = parsed.renditions[0].playlist_uri.as_deref().unwrap();
+        let moved = d.rebase(uri, "edge-2", "edge-1").unwrap();
+        assert!(
+            moved.starts_with("http://10.0.0.2:8081/vod/sample/"),
+            "{moved}"
+        );
+        assert_eq!(moved.replace("10.0.0.2", "10.0.0.3"), uri);
+    }
+
+    #[test]
+    fn pathways_that_are_not_copies_are_left_out() {
+        let master = "#EXTM3U\n\
+#EXT-X-CONTENT-STEERING:SERVER-URI=\"https://steer.test/m.json\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=500000,PATHWAY-ID=\"A\"\nhttps://a.test/lo.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=900000,PATHWAY-ID=\"A\"\nhttps://a.test/hi.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=500000,PATHWAY-ID=\"B\"\nhttps://b.test/x/lo.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=900000,PATHWAY-ID=\"B\"\nhttps://b.test/x/hi.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=500000,PATHWAY-ID=\"C\"\nhttps://c.test/other.m3u8\n";
+        let p = parse_multivariant(master, "https://origin.test/m.m3u8").unwrap();
+        assert_eq!(p.renditions.len(), 2);
+        let ids: Vec<&str> = p.delivery.pathways.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["A", "B"]);
+        assert_eq!(p.delivery.pathways[1].base, "https://b.test/x/");
+        assert_eq!(
+            p.delivery.steering.as_ref().unwrap().uri,
+            "https://steer.test/m.json"
+        );
+    }
+
+    #[test]
+    fn attribute_lists() {
+        type Pairs = Option<Vec<(&'static str, &'static str)>>;
+        let cases: [(&str, Pairs); 5] = [
+            ("A=1", Some(vec![("A", "1")])),
+            (
+                "SERVER-URI=\"http://x/a,b\",PATHWAY-ID=\"p\"",
+                Some(vec![("SERVER-URI", "http://x/a,b"), ("PATHWAY-ID", "p")]),
+            ),
+            ("", Some(vec![])),
+            ("A=\"open", None),
+            ("NOVALUE", None),
+        ];
+        for (text, want) in cases {
+            let got = parse_attribute_list(text).ok();
+            let want = want.map(|w| {
+                w.into_iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(got, want, "{text}");
+        }
     }
 
     #[test]

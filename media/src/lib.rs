@@ -9,6 +9,7 @@
 //! - [`hls`] and [`dash`]: the model written as HLS playlists and DASH MPDs, and parsed back
 //!   from any standard playlist or MPD;
 //! - [`codecs`]: typed RFC 6381 codecs strings derived from the bitstream;
+//! - [`steering`]: content steering (HLS pathways, DASH service locations) and its manifest;
 //! - [`package`]: the `sample` asset: a ladder encoded in parallel and written atomically.
 
 pub mod audio;
@@ -22,11 +23,13 @@ pub mod live;
 pub mod model;
 pub mod package;
 pub mod source;
+pub mod steering;
 
 pub use codecs::{Codec, Codecs};
 pub use ladder::{Ladder, Rung};
 pub use model::{MediaType, Presentation, PresentationKind, Rendition, Segment};
 pub use package::{SampleOptions, SampleReport, build_sample, read_presentation};
+pub use steering::{Delivery, Pathway, SteeringManifest, SteeringProtocol, SteeringServer};
 
 /// Errors of the media crate.
 #[derive(Debug, thiserror::Error)]

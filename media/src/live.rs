@@ -155,6 +155,7 @@ impl LiveClock {
                 reload_interval: self.segment_duration,
             },
             renditions,
+            delivery: Default::default(),
         })
     }
 

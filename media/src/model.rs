@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Codecs;
+use crate::{Codecs, Delivery};
 
 /// What a rendition carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -117,6 +117,9 @@ pub struct Presentation {
     pub kind: PresentationKind,
     /// Video renditions first, in ascending bandwidth; then audio.
     pub renditions: Vec<Rendition>,
+    /// Other places the presentation is served from, when content steering is used.
+    #[serde(default, skip_serializing_if = "Delivery::is_empty")]
+    pub delivery: Delivery,
 }
 
 impl Presentation {
@@ -173,6 +176,19 @@ pub(crate) mod tests {
     use super::*;
     use crate::Codec;
 
+    /// An AAC audio rendition laid out as `media` writes it.
+    pub(crate) fn audio_rendition() -> Rendition {
+        let mut r = rendition(&[32_000, 32_000, 32_000]);
+        r.id = "audio".into();
+        r.media_type = MediaType::Audio;
+        r.codecs = "mp4a.40.2".parse().unwrap();
+        r.sample_rate = Some(48_000);
+        r.init_uri = Some("init.mp4".into());
+        r.playlist_uri = Some("audio/index.m3u8".into());
+        r.measure_bandwidth();
+        r
+    }
+
     /// A three-rung presentation laid out as `media` writes it.
     pub(crate) fn sample_presentation() -> Presentation {
         let rungs = [
@@ -203,6 +219,7 @@ pub(crate) mod tests {
         let mut p = Presentation {
             kind: PresentationKind::Vod,
             renditions,
+            delivery: Default::default(),
         };
         p.sort();
         p

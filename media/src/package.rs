@@ -404,6 +404,7 @@ fn build_into(dir: &Path, opts: &SampleOptions, segments: u32) -> Result<Present
     let mut presentation = Presentation {
         kind: PresentationKind::Vod,
         renditions,
+        delivery: Default::default(),
     };
     presentation.sort();
     write_manifests(dir, &presentation)?;

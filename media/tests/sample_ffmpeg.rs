@@ -190,8 +190,9 @@ fn bit_rates_meet_their_targets_and_manifests_carry_the_real_peak() {
     }
     // What the manifests on disk say.
     let master = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();
-    let variants =
-        hls::parse_multivariant(&master, dir.join("master.m3u8").to_str().unwrap()).unwrap();
+    let variants = hls::parse_multivariant(&master, dir.join("master.m3u8").to_str().unwrap())
+        .unwrap()
+        .renditions;
     let mpd = std::fs::read_to_string(dir.join("manifest.mpd")).unwrap();
     let from_mpd = dash::parse_mpd(&mpd, "http://h/manifest.mpd", 0.0).unwrap();
     // A variant's BANDWIDTH covers everything it plays: its video and the audio group.

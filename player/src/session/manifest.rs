@@ -235,11 +235,12 @@ async fn load_hls(
     base: &Url,
     cmcd: &(dyn Fn(&Url) -> Url + Send + Sync),
 ) -> Result<Presentation, SessionError> {
-    let mut renditions = if hls::is_multivariant(text) {
-        hls::parse_multivariant(text, base.as_str()).map_err(manifest_error(base))?
+    let (mut renditions, delivery) = if hls::is_multivariant(text) {
+        let parsed = hls::parse_multivariant(text, base.as_str()).map_err(manifest_error(base))?;
+        (parsed.renditions, parsed.delivery)
     } else {
         // A media playlist on its own: one rendition of unknown bitrate.
-        vec![Rendition {
+        let only = vec![Rendition {
             id: "media".into(),
             media_type: MediaType::Video,
             bandwidth_peak: 0,
@@ -252,7 +253,8 @@ async fn load_hls(
             init_uri: None,
             playlist_uri: Some(base.to_string()),
             segments: Vec::new(),
-        }]
+        }];
+        (only, media::Delivery::default())
     };
     let (mut live, mut reload_s) = (false, f64::INFINITY);
     // Whether the live playlists carry EXT-X-PROGRAM-DATE-TIME.
@@ -301,6 +303,7 @@ async fn load_hls(
             PresentationKind::Vod
         },
         renditions,
+        delivery,
     })
 }
 
@@ -347,6 +350,7 @@ mod tests {
                 rendition("hi", 900_000, 5),
                 audio,
             ],
+            delivery: Default::default(),
         };
         let t = track_of(&url, &p).unwrap();
         assert_eq!(t.audio.as_ref().unwrap().segments.len(), 9);
@@ -376,6 +380,7 @@ mod tests {
                 reload_interval: 0.1,
             },
             renditions: vec![lo],
+            delivery: Default::default(),
         };
         let t = track_of(&url, &live).unwrap();
         assert_eq!(t.live_reload_s, Some(0.5));
@@ -392,6 +397,7 @@ mod tests {
         let empty = Presentation {
             kind: PresentationKind::Vod,
             renditions: vec![rendition("lo", 1, 0)],
+            delivery: Default::default(),
         };
         assert!(matches!(
             track_of(&url, &empty),
@@ -402,6 +408,7 @@ mod tests {
         let bad = Presentation {
             kind: PresentationKind::Vod,
             renditions: vec![bad],
+            delivery: Default::default(),
         };
         assert!(matches!(
             track_of(&url, &bad),
