@@ -1,14 +1,18 @@
-//! Admin surface: `/.edge/metrics`, `/.edge/healthz` (reserved prefix on the proxy
-//! port) and the `PURGE` method on any proxied URL.
+//! Admin surface: `/.edge/metrics`, `/.edge/healthz`, `/.edge/status` (reserved
+//! prefix on the proxy port) and the `PURGE` method on any proxied URL.
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
+use serde::Serialize;
+
+use crate::health::HealthView;
 use crate::key::primary_key;
 use crate::proxy::{AppState, plain};
 
@@ -18,9 +22,12 @@ pub const ADMIN_PREFIX: &str = "/.edge";
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     // Bring moka's entry count and weighted size up to date before reading them.
     st.store.run_pending_tasks().await;
-    let body = st
-        .metrics
-        .render(st.store.entry_count(), st.store.weighted_size());
+    let body = st.metrics.render(
+        st.store.entry_count(),
+        st.store.weighted_size(),
+        &st.membership(),
+        st.draining(),
+    );
     (
         [(
             CONTENT_TYPE,
@@ -31,8 +38,117 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-pub async fn healthz() -> Response {
-    plain(StatusCode::OK, "ok")
+/// Liveness for load balancers and peers: 503 while draining, so they stop sending
+/// new work before the listener closes.
+pub async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    if st.draining() {
+        plain(StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else {
+        plain(StatusCode::OK, "ok")
+    }
+}
+
+/// `GET /.edge/status`: the JSON the origin polls to steer players between edges.
+/// The field names are a contract (see the README); fields may be added, never
+/// renamed or removed.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub name: String,
+    /// False while draining, or when neither an upstream nor another peer is healthy.
+    pub healthy: bool,
+    pub draining: bool,
+    pub uptime_s: f64,
+    pub load: LoadStatus,
+    pub peers: Vec<PeerStatus>,
+    pub upstreams: Vec<UpstreamStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LoadStatus {
+    /// Client (proxy) requests being served now, bodies included.
+    pub in_flight: u64,
+    pub requests_per_s: f64,
+    pub bytes_out_per_s: f64,
+    pub cache_entries: u64,
+    pub cache_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PeerStatus {
+    pub name: String,
+    pub url: String,
+    #[serde(rename = "self")]
+    pub is_self: bool,
+    #[serde(flatten)]
+    pub health: HealthStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UpstreamStatus {
+    pub url: String,
+    #[serde(flatten)]
+    pub health: HealthStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HealthStatus {
+    pub healthy: bool,
+    pub consecutive_successes: u32,
+    pub consecutive_failures: u32,
+    /// Round-trip time of the last check in milliseconds; 0 before the first one.
+    pub last_check_ms: f64,
+    /// Why the last check or request failed; null after a success.
+    pub last_error: Option<String>,
+}
+
+impl From<HealthView> for HealthStatus {
+    fn from(v: HealthView) -> Self {
+        HealthStatus {
+            healthy: v.state.healthy,
+            consecutive_successes: v.state.successes,
+            consecutive_failures: v.state.failures,
+            last_check_ms: v.last_check_ms,
+            last_error: v.last_error,
+        }
+    }
+}
+
+pub async fn status(State(st): State<Arc<AppState>>) -> Json<Status> {
+    st.store.run_pending_tasks().await;
+    let m = st.membership();
+    let draining = st.draining();
+    let rates = st.load.rates();
+    Json(Status {
+        name: st.name.clone(),
+        healthy: !draining && m.can_serve(),
+        draining,
+        uptime_s: st.load.started.elapsed().as_secs_f64(),
+        load: LoadStatus {
+            in_flight: st.load.in_flight(),
+            requests_per_s: rates.requests_per_s,
+            bytes_out_per_s: rates.bytes_out_per_s,
+            cache_entries: st.store.entry_count(),
+            cache_bytes: st.store.weighted_size(),
+        },
+        peers: m
+            .peer_views(draining)
+            .into_iter()
+            .map(|(p, view)| PeerStatus {
+                name: p.name.clone(),
+                url: p.url.to_string(),
+                is_self: p.is_self,
+                health: view.into(),
+            })
+            .collect(),
+        upstreams: m
+            .upstreams
+            .iter()
+            .map(|u| UpstreamStatus {
+                url: u.url.to_string(),
+                health: u.health.view().into(),
+            })
+            .collect(),
+    })
 }
 
 /// The rest of the reserved prefix: never proxied.

@@ -1,6 +1,7 @@
 //! Command-line / environment configuration.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -9,9 +10,46 @@ use clap::Parser;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "edge", version, about)]
 pub struct Config {
-    /// Upstream base URL (an origin or a parent edge); paths and queries are appended unchanged.
-    #[arg(long, env = "EDGE_ORIGIN")]
-    pub origin: reqwest::Url,
+    /// Upstream base URLs (origins or parent edges), comma-separated in priority order:
+    /// the first healthy one is used, the next on connection errors. Paths and queries
+    /// are appended unchanged. Required unless the --config file lists upstreams.
+    #[arg(long, env = "EDGE_ORIGIN", value_delimiter = ',', value_parser = parse_base_url)]
+    pub origin: Vec<reqwest::Url>,
+
+    /// Cluster settings file (TOML: upstreams, peers, health), re-read on SIGHUP.
+    /// Flags (and their environment variables) override its values.
+    #[arg(long, env = "EDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Peer edges sharing one cache by rendezvous hashing, comma-separated `NAME=URL`
+    /// entries: the same list on every edge, each finding itself by its --name.
+    #[arg(long, env = "EDGE_PEERS", value_delimiter = ',', value_parser = parse_peer)]
+    pub peers: Vec<PeerSpec>,
+
+    /// Path probed on each upstream by the health checks [default: /healthz].
+    #[arg(long, env = "EDGE_UPSTREAM_HEALTH_PATH")]
+    pub upstream_health_path: Option<String>,
+
+    /// Time between health checks of peers and upstreams [default: 1s].
+    #[arg(long, env = "EDGE_HEALTH_INTERVAL", value_parser = parse_duration)]
+    pub health_interval: Option<Duration>,
+
+    /// Time a health check may take [default: 500ms].
+    #[arg(long, env = "EDGE_HEALTH_TIMEOUT", value_parser = parse_duration)]
+    pub health_timeout: Option<Duration>,
+
+    /// Consecutive successful checks that make an unhealthy target healthy [default: 2].
+    #[arg(long, env = "EDGE_HEALTH_RISE")]
+    pub health_rise: Option<u32>,
+
+    /// Consecutive failures that make a healthy target unhealthy [default: 2].
+    #[arg(long, env = "EDGE_HEALTH_FALL")]
+    pub health_fall: Option<u32>,
+
+    /// On SIGTERM / Ctrl-C, how long to keep serving while reporting unhealthy (so
+    /// that load balancers and the origin steer clients away) before draining.
+    #[arg(long, env = "EDGE_DRAIN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub drain_delay: Duration,
 
     /// Address to listen on.
     #[arg(long, env = "EDGE_LISTEN", default_value = "127.0.0.1:8081")]
@@ -75,8 +113,8 @@ pub struct Config {
 impl Config {
     /// A configuration with every default, for tests and embedding.
     pub fn new(origin: reqwest::Url) -> Self {
-        let mut c = Self::parse_from(["edge", "--origin", origin.as_str()]);
-        c.origin = origin;
+        let mut c = Self::parse_from(["edge"]);
+        c.origin = vec![origin];
         c
     }
 
@@ -125,6 +163,33 @@ pub fn parse_token(s: &str) -> Result<String, String> {
             "{s:?} is not a token: start with a letter, then letters, digits or !#$%&'*+-.^_`|~:/"
         ))
     }
+}
+
+/// One member of a peer list: the name it goes by (its `--name`) and its proxy URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub name: String,
+    pub url: reqwest::Url,
+}
+
+/// Parses a `--peers` entry, `NAME=URL`.
+pub fn parse_peer(s: &str) -> Result<PeerSpec, String> {
+    let (name, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("peer {s:?} is not NAME=URL"))?;
+    Ok(PeerSpec {
+        name: parse_token(name.trim())?,
+        url: parse_base_url(url.trim())?,
+    })
+}
+
+/// Parses an upstream or peer base URL: `http` or `https` with a host.
+pub fn parse_base_url(s: &str) -> Result<reqwest::Url, String> {
+    let url: reqwest::Url = s.parse().map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err(format!("{s:?} is not an http(s) URL with a host"));
+    }
+    Ok(url)
 }
 
 /// Parses a byte size: plain bytes, or a number with `K/M/G/T` (powers of 1000, with or
@@ -226,6 +291,35 @@ mod tests {
         for bad in ["", "s", "5d", "1.5s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn peers_and_urls() {
+        let p = parse_peer("edge-2=http://10.0.0.2:8081/").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.name, "edge-2");
+        assert_eq!(p.url.as_str(), "http://10.0.0.2:8081/");
+        for bad in [
+            "edge-2",
+            "=http://h/",
+            "2edge=http://h/",
+            "e=ftp://h/",
+            "e=h:80",
+            "e=",
+        ] {
+            assert!(parse_peer(bad).is_err(), "{bad}");
+        }
+        let c = Config::parse_from([
+            "edge",
+            "--origin",
+            "http://a:1/,http://b:2/",
+            "--peers",
+            "e1=http://h1:8081/, e2=http://h2:8081/",
+        ]);
+        let origins: Vec<&str> = c.origin.iter().map(reqwest::Url::as_str).collect();
+        assert_eq!(origins, ["http://a:1/", "http://b:2/"]);
+        assert_eq!(c.peers.len(), 2);
+        assert_eq!(c.peers[1].name, "e2");
+        assert!(Config::try_parse_from(["edge", "--origin", "file:///x"]).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use http::HeaderMap;
 use tokio::sync::watch;
 
 use crate::body::store_copy;
+use crate::cluster::Hop;
 use crate::store::{Entry, Head};
 
 /// Why a fill produced no usable response.
@@ -43,10 +44,11 @@ pub enum HeadEvent {
     /// The stale entry was confirmed by a 304 and updated.
     Revalidated(Arc<Entry>),
     /// Not shareable (private, no-store, too large, error status…): the first waiter
-    /// takes the upstream response (`Some`); the others fetch their own.
+    /// takes the response (`Some`, fetched over `hop`); the others fetch their own.
     Pass {
         status: u16,
         response: Option<reqwest::Response>,
+        hop: Hop,
     },
     Failed(FillError),
 }
@@ -165,9 +167,14 @@ impl Fill {
                 status: *status,
             },
             HeadEvent::Revalidated(e) => HeadEvent::Revalidated(e.clone()),
-            HeadEvent::Pass { status, response } => HeadEvent::Pass {
+            HeadEvent::Pass {
+                status,
+                response,
+                hop,
+            } => HeadEvent::Pass {
                 status: *status,
                 response: response.take(),
+                hop: *hop,
             },
             HeadEvent::Failed(e) => HeadEvent::Failed(*e),
         })

@@ -4,19 +4,27 @@
 //! - [`phase`]: the per-request outcome driving `Cache-Status` and metrics.
 //! - [`store`]: moka store weighed in bytes, [`body`]: how bodies are held;
 //!   [`fill`]: coalesced streaming fills.
-//! - [`proxy`]: the request path; [`admin`]: metrics, health, purge.
+//! - [`proxy`]: the request path; [`admin`]: metrics, health, status, purge.
+//! - Clustering: [`settings`] (flags and the TOML file), [`cluster`] (peers and
+//!   upstreams, routing, health checks), [`hrw`] (rendezvous hashing), [`health`]
+//!   (rise/fall), [`load`] (figures for the status endpoint).
 //! - [`router`] / [`serve`]: the axum app and a hardened hyper server loop.
 
 pub mod admin;
 pub mod body;
+pub mod cluster;
 pub mod conditional;
 pub mod config;
 pub mod fill;
+pub mod health;
+pub mod hrw;
 pub mod key;
+pub mod load;
 pub mod metrics;
 pub mod phase;
 pub mod policy;
 pub mod proxy;
+pub mod settings;
 pub mod store;
 pub mod upstream;
 
@@ -33,7 +41,7 @@ use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
 pub use config::Config;
-pub use proxy::{AppState, ClientAddr};
+pub use proxy::{AppState, ClientAddr, StartError};
 
 /// The edge as an axum app: admin routes under [`admin::ADMIN_PREFIX`], everything
 /// else proxied.
@@ -41,13 +49,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/.edge/metrics", get(admin::metrics))
         .route("/.edge/healthz", get(admin::healthz))
+        .route("/.edge/status", get(admin::status))
         .route("/.edge/{*rest}", any(admin::unknown))
         .fallback(proxy::handle)
         .with_state(state)
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains connections for
-/// up to 10 s. HTTP/1.1 with keep-alive; request heads larger than `max_header_size`
+/// Serves `app` on `listener` until `shutdown` resolves, then stops listening (so
+/// new connections are refused at once, and peers fall back) and drains connections
+/// for up to 10 s. HTTP/1.1 with keep-alive; request heads larger than `max_header_size`
 /// get 431, and clients that take longer than `header_read_timeout` to send a request
 /// head are disconnected (RFC 9112 leaves both limits to the server).
 pub async fn serve(
@@ -90,6 +100,7 @@ pub async fn serve(
             }
         });
     }
+    drop(listener);
     info!("shutting down: draining connections");
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
         .await

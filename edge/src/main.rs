@@ -1,8 +1,10 @@
-//! `edge` binary: parse configuration, serve until Ctrl-C.
+//! `edge` binary: parse configuration, serve until Ctrl-C or SIGTERM, reload the
+//! cluster settings on SIGHUP.
 
 use anyhow::Context;
 use clap::Parser;
 use edge::{AppState, Config};
+use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,17 +20,61 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let state = AppState::new(cfg.clone())?;
+    let m = state.membership();
+    let upstreams: Vec<&str> = m.upstreams.iter().map(|u| u.url.as_str()).collect();
     println!(
         "edge {} listening on http://{addr}/ (upstream {})",
-        state.name, cfg.origin
+        state.name,
+        upstreams.join(", ")
     );
-    tracing::info!(name = %state.name, %addr, origin = %cfg.origin, cache_size = cfg.cache_size, "edge started");
-    let shutdown = async {
-        // If the signal handler cannot be installed, serve until killed.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+    for p in &m.peers {
+        let me = if p.is_self { " (self)" } else { "" };
+        println!("edge {} peer {} {}{me}", state.name, p.name, p.url);
+    }
+    tracing::info!(name = %state.name, %addr, cluster = %m.describe(), cache_size = cfg.cache_size, "edge started");
+    drop(m);
+    tokio::spawn(reload_on_sighup(state.clone()));
+    let draining = state.clone();
+    let shutdown = async move {
+        stop_signal().await;
+        draining.begin_drain();
+        tracing::info!(delay = ?draining.cfg.drain_delay, "stop requested: reporting unhealthy, then draining");
+        tokio::time::sleep(draining.cfg.drain_delay).await;
     };
     edge::serve(listener, edge::router(state), &cfg, shutdown).await?;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what service managers and Kubernetes send). If no handler can
+/// be installed, serve until killed.
+async fn stop_signal() {
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => if r.is_err() { std::future::pending::<()>().await },
+        () = term => {}
+    }
+}
+
+/// Re-reads the `--config` file on each SIGHUP; a bad file keeps the running settings.
+async fn reload_on_sighup(state: std::sync::Arc<AppState>) {
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle SIGHUP: no config reloads");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match state.reload() {
+            Ok(m) => tracing::info!(cluster = %m.describe(), "config reloaded"),
+            Err(e) => tracing::error!("config reload rejected, keeping the running settings: {e}"),
+        }
+    }
 }

@@ -2,8 +2,8 @@
 //! pass-through, producing one [`Outcome`] per response.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -20,6 +20,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use tracing::{debug, warn};
 
+use crate::cluster::{Hop, Membership, peer_failed};
 use crate::conditional::{
     Conditionals, Precondition, RangeOutcome, Validators, evaluate_preconditions, evaluate_range,
     if_range_allows,
@@ -27,18 +28,31 @@ use crate::conditional::{
 use crate::config::Config;
 use crate::fill::{Fill, FillError, FillGuard, HeadEvent, Inflight};
 use crate::key::{primary_key, variant_key};
+use crate::load::Load;
 use crate::metrics::Metrics;
 use crate::phase::{Outcome, Phase};
 use crate::policy::{
     CacheControl, Heuristic, RequestFacts, ResponseFacts, StaleDefaults, Usability, now_secs,
     stale_if_error, storable, usability,
 };
+use crate::settings::{Settings, SettingsError};
 use crate::store::{Entry, Head, Lookup, Store, Vary};
-use crate::upstream::{ClientError, client, forward_headers, strip_hop_by_hop};
+use crate::upstream::{
+    ClientError, EDGE_PEER, client, forward_headers, loops_through, strip_hop_by_hop,
+};
 
 /// The client's address, inserted into request extensions by the server loop.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
+
+/// Why an edge could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}
 
 /// Shared state of one edge node.
 #[derive(Debug)]
@@ -46,23 +60,32 @@ pub struct AppState {
     pub cfg: Config,
     pub name: String,
     via: HeaderValue,
-    origin_prefix: String,
-    client: reqwest::Client,
+    /// `name` as the value of `Edge-Peer` on requests to peers.
+    peer_tag: HeaderValue,
+    pub(crate) client: reqwest::Client,
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    pub load: Arc<Load>,
+    /// Peers and upstreams; replaced whole on reload, so a request sees one version.
+    membership: RwLock<Arc<Membership>>,
+    draining: AtomicBool,
     inflight: Inflight,
     stale: StaleDefaults,
     heuristic: Heuristic,
 }
 
 impl AppState {
-    pub fn new(cfg: Config) -> Result<Arc<Self>, ClientError> {
+    /// Builds the edge and, inside a Tokio runtime, starts its health checks (they
+    /// stop when the state is dropped).
+    pub fn new(cfg: Config) -> Result<Arc<Self>, StartError> {
         let name = cfg.node_name();
+        let membership = Membership::new(&Settings::load(&cfg)?, &name, None);
+        warn_if_not_listed(&membership, &name);
         let metrics = Arc::new(Metrics::default());
-        Ok(Arc::new(AppState {
+        let st = Arc::new(AppState {
             via: HeaderValue::from_str(&format!("1.1 {name}"))
                 .unwrap_or(HeaderValue::from_static("1.1 edge")),
-            origin_prefix: cfg.origin.as_str().trim_end_matches('/').to_owned(),
+            peer_tag: HeaderValue::from_str(&name).unwrap_or(HeaderValue::from_static("edge")),
             client: client(&cfg)?,
             store: Store::new(cfg.cache_size, metrics.clone()),
             stale: StaleDefaults {
@@ -71,25 +94,68 @@ impl AppState {
             },
             heuristic: Heuristic::default(),
             inflight: Inflight::default(),
+            load: Arc::new(Load::default()),
+            membership: RwLock::new(Arc::new(membership)),
+            draining: AtomicBool::new(false),
             metrics,
             name,
             cfg,
-        }))
+        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(crate::cluster::run_checks(Arc::downgrade(&st)));
+        }
+        Ok(st)
     }
 
-    fn upstream_url(&self, path_and_query: &str) -> String {
-        let mut url = String::with_capacity(self.origin_prefix.len() + path_and_query.len());
-        url.push_str(&self.origin_prefix);
-        url.push_str(path_and_query);
-        url
+    /// The membership in force.
+    pub fn membership(&self) -> Arc<Membership> {
+        self.membership
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
-    /// How long a waiter waits for a fill's response head.
+    /// Re-reads the `--config` file (flags still override it) and replaces the
+    /// membership atomically; on any error the old one stays. Counted in
+    /// `edge_config_reloads_total`.
+    pub fn reload(&self) -> Result<Arc<Membership>, SettingsError> {
+        if self.cfg.config.is_none() {
+            return Err(SettingsError::NoFile);
+        }
+        let settings =
+            Settings::load(&self.cfg).inspect_err(|_| self.metrics.reloads_error.inc())?;
+        let mut current = self
+            .membership
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let next = Arc::new(Membership::new(&settings, &self.name, Some(&current)));
+        *current = next.clone();
+        drop(current);
+        self.metrics.reloads_ok.inc();
+        warn_if_not_listed(&next, &self.name);
+        Ok(next)
+    }
+
+    /// Starts draining (SIGTERM / Ctrl-C): `/.edge/healthz` answers 503 and status
+    /// reports unhealthy, so that checkers steer traffic elsewhere.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// How long a waiter waits for a fill's response head. A fill may try several
+    /// peers and upstreams in turn, each bounded by the connect and first-byte
+    /// timeouts, and always publishes a head or a failure within `--fill-timeout`;
+    /// this bound only guards against a fill that was lost.
     fn head_wait(&self) -> Duration {
-        self.cfg.connect_timeout + self.cfg.first_byte_timeout + Duration::from_secs(1)
+        self.cfg.fill_timeout + Duration::from_secs(1)
     }
 
-    /// Sends one upstream request, bounded by the connect and first-byte timeouts.
+    /// Sends one request to a peer or an upstream, bounded by the connect and
+    /// first-byte timeouts.
     async fn send(
         &self,
         method: Method,
@@ -97,12 +163,11 @@ impl AppState {
         headers: HeaderMap,
         body: Option<reqwest::Body>,
     ) -> Result<reqwest::Response, FillError> {
-        self.metrics.upstream_requests.inc();
         let mut rb = self.client.request(method, url).headers(headers);
         if let Some(body) = body {
             rb = rb.body(body);
         }
-        let result = match tokio::time::timeout(
+        match tokio::time::timeout(
             self.cfg.connect_timeout + self.cfg.first_byte_timeout,
             rb.send(),
         )
@@ -116,11 +181,89 @@ impl AppState {
                 Err(FillError::Upstream)
             }
             Ok(Ok(r)) => Ok(r),
-        };
-        if result.is_err() {
-            self.metrics.upstream_errors.inc();
         }
-        result
+    }
+
+    /// Sends a request to the upstreams in failover order. The next one is tried
+    /// when one cannot be reached, if the request can be repeated (RFC 9110 §9.2.2:
+    /// it is idempotent or was never sent; a streamed body cannot be replayed).
+    /// Connection failures and timeouts count against the upstream's health.
+    async fn send_upstream(
+        &self,
+        m: &Membership,
+        method: &Method,
+        pq: &str,
+        headers: &HeaderMap,
+        mut body: Option<reqwest::Body>,
+    ) -> Result<reqwest::Response, FillError> {
+        let replayable = body.is_none();
+        let mut last = FillError::Connect;
+        for up in m.upstream_order() {
+            self.metrics.upstream_requests.inc();
+            let sent = self
+                .send(
+                    method.clone(),
+                    &up.url_for(pq),
+                    headers.clone(),
+                    body.take(),
+                )
+                .await;
+            match sent {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    self.metrics.upstream_errors.inc();
+                    let unreachable = matches!(e, FillError::Connect | FillError::Timeout);
+                    if unreachable {
+                        up.observe(Some(e.to_string()), None, &m.health);
+                    }
+                    last = e;
+                    if !(replayable && (e == FillError::Connect || method.is_idempotent())) {
+                        break;
+                    }
+                    debug!(upstream = %up.name, error = %e, "upstream failed: trying the next");
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// The GET of a cache fill. Unless a peer sent the request, the peers ranked
+    /// above this edge for the key come first: the owner, then (if it fails before
+    /// its response head: unreachable, timed out or a 5xx of its own) at once the
+    /// next in line, each failure counting against the peer's health. The upstreams
+    /// come last, so one dead peer never costs a client an error.
+    async fn fill_request(
+        &self,
+        job: &FillJob,
+        headers: HeaderMap,
+    ) -> Result<(reqwest::Response, Hop), FillError> {
+        let m = self.membership();
+        let peers = if job.from_peer {
+            Vec::new()
+        } else {
+            m.peers_for(&job.primary)
+        };
+        for peer in peers {
+            peer.requests.inc();
+            let mut h = headers.clone();
+            h.insert(EDGE_PEER, self.peer_tag.clone());
+            let failure = match self
+                .send(Method::GET, &peer.url_for(&job.pq), h, None)
+                .await
+            {
+                Ok(r) if !peer_failed(r.status(), r.headers(), &peer.name) => {
+                    return Ok((r, Hop::Peer));
+                }
+                Ok(r) => format!("answered {}", r.status()),
+                Err(e) => e.to_string(),
+            };
+            self.metrics.peer_fallbacks.inc();
+            warn!(peer = %peer.name, target = %job.pq, %failure, "peer fetch failed: asking the next in line");
+            peer.observe(Some(failure), None, &m.health);
+        }
+        self.send_upstream(&m, &Method::GET, &job.pq, &headers, None)
+            .await
+            .map(|r| (r, Hop::Upstream))
     }
 
     fn peer(parts: &Parts) -> Option<SocketAddr> {
@@ -156,8 +299,14 @@ impl AppState {
     }
 }
 
-/// The proxy handler: every request that is not an admin route.
+/// The proxy handler: every request that is not an admin route, counted as load
+/// until its response body is done.
 pub async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let in_flight = st.load.begin();
+    in_flight.wrap(proxy(st, req).await)
+}
+
+async fn proxy(st: Arc<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     // Only origin-form targets map onto the upstream (`OPTIONS *` has nothing to proxy).
     if !parts.uri.path().starts_with('/') {
@@ -167,19 +316,17 @@ pub async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     if parts.method.as_str() == "PURGE" {
         return crate::admin::purge(&st, &parts).await;
     }
-    // Our own name in `Via` means the request came back through us (RFC 9110 §7.6.3):
-    // answer instead of forwarding it round the loop again.
-    let via_us = |v: &HeaderValue| {
-        v.to_str()
-            .unwrap_or("")
-            .split(',')
-            .any(|member| member.split_whitespace().nth(1) == Some(st.name.as_str()))
-    };
-    if parts.headers.get_all(VIA).iter().any(via_us) {
+    // Our own name in `CDN-Loop` or `Via` means the request came back through us:
+    // answer instead of forwarding it round the loop again (RFC 8586, RFC 9110 §7.6.3).
+    if loops_through(&parts.headers, &st.name) {
         st.metrics.request(Phase::Bypass);
+        st.metrics.loop_rejections.inc();
         return plain(
             StatusCode::LOOP_DETECTED,
-            "request loop: this edge is its own upstream",
+            &format!(
+                "request loop: it already passed through edge {} (an upstream or peer leads back to it)",
+                st.name
+            ),
         );
     }
     if parts.method != Method::GET && parts.method != Method::HEAD {
@@ -217,7 +364,7 @@ pub async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
                     spawn_fill(
                         &st,
                         fill,
-                        FillJob::new(&st, &primary, key, true, lookup.entry.clone(), pq),
+                        FillJob::new(&parts, &primary, key, true, lookup.entry.clone()),
                     );
                 }
                 let outcome = Outcome {
@@ -245,7 +392,6 @@ fn signed(v: u64) -> i64 {
 
 /// A miss or a stale entry that needs the upstream: join or lead a fill.
 async fn fetch(st: &Arc<AppState>, parts: &Parts, primary: &str, lookup: Lookup) -> Response {
-    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let key = lookup.variant_key.unwrap_or_else(|| primary.to_owned());
     // §3.5: a response to an authenticated request is per-user until it says otherwise,
     // so such requests never share a fill.
@@ -260,7 +406,7 @@ async fn fetch(st: &Arc<AppState>, parts: &Parts, primary: &str, lookup: Lookup)
         spawn_fill(
             st,
             fill.clone(),
-            FillJob::new(st, primary, key, coalesce, stale.clone(), pq),
+            FillJob::new(parts, primary, key, coalesce, stale.clone()),
         );
     } else {
         st.metrics.coalesced_waiters.inc();
@@ -300,14 +446,18 @@ async fn fetch(st: &Arc<AppState>, parts: &Parts, primary: &str, lookup: Lookup)
                 age,
             )
         }
-        HeadEvent::Pass { status, response } => {
+        HeadEvent::Pass {
+            status,
+            response,
+            hop,
+        } => {
             if status >= 500
                 && let Some(r) = serve_stale_if_error(st, parts, stale.as_ref(), Some(status))
             {
                 return r;
             }
             match response {
-                Some(resp) => pass_response(st, parts, resp, Phase::Miss),
+                Some(resp) => pass_response(st, parts, resp, Phase::Miss, hop),
                 None => pass(st, parts, None, Phase::Miss).await,
             }
         }
@@ -361,24 +511,31 @@ struct FillJob {
     key: String,
     registered: bool,
     stale: Option<Arc<Entry>>,
-    url: String,
+    /// The request target, sent unchanged (`CMCD` included).
+    pq: String,
+    /// A peer sent the request: never ask another peer.
+    from_peer: bool,
 }
 
 impl FillJob {
     fn new(
-        st: &AppState,
+        parts: &Parts,
         primary: &str,
         key: String,
         registered: bool,
         stale: Option<Arc<Entry>>,
-        pq: &str,
     ) -> Self {
         FillJob {
             primary: primary.to_owned(),
             key,
             registered,
             stale,
-            url: st.upstream_url(pq),
+            pq: parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+            from_peer: parts.headers.contains_key(EDGE_PEER),
         }
     }
 }
@@ -393,7 +550,7 @@ fn spawn_fill(st: &Arc<AppState>, fill: Arc<Fill>, job: FillJob) {
             .await
             .is_err()
         {
-            warn!(url = %job.url, "cache fill timed out");
+            warn!(target = %job.pq, "cache fill timed out");
             st.metrics.upstream_errors.inc();
             fill.finish(Err(FillError::Timeout));
         }
@@ -416,7 +573,7 @@ async fn run_fill(st: &AppState, fill: &Fill, job: &FillJob) {
         }
     }
     let request_time = now_secs();
-    let mut resp = match st.send(Method::GET, &job.url, headers, None).await {
+    let (mut resp, hop) = match st.fill_request(job, headers).await {
         Ok(r) => r,
         Err(e) => return fill.finish(Err(e)),
     };
@@ -456,10 +613,11 @@ async fn run_fill(st: &AppState, fill: &Fill, job: &FillJob) {
         content_length: head.content_length,
     };
     if let Err(why) = storable(req, &head.cc, facts, head.lifetime, st.cfg.max_object_size) {
-        debug!(url = %job.url, ?why, "not storable: passing through");
+        debug!(target = %job.pq, ?why, "not storable: passing through");
         fill.publish(HeadEvent::Pass {
             status: status.as_u16(),
             response: Some(resp),
+            hop,
         });
         return fill.finish(Ok(()));
     }
@@ -469,15 +627,16 @@ async fn run_fill(st: &AppState, fill: &Fill, job: &FillJob) {
         status: status.as_u16(),
     });
     let mut received = 0;
+    let from = hop.bytes_counter(&st.metrics);
     let mut result = loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
-                st.metrics.bytes_from_upstream.add(chunk.len() as u64);
+                from.add(chunk.len() as u64);
                 received = fill.push(chunk, st.cfg.max_object_size);
             }
             Ok(None) => break Ok(()),
             Err(e) => {
-                debug!(url = %job.url, error = %e, "upstream body failed");
+                debug!(target = %job.pq, error = %e, "upstream body failed");
                 break Err(FillError::Truncated);
             }
         }
@@ -499,10 +658,10 @@ async fn run_fill(st: &AppState, fill: &Fill, job: &FillJob) {
                 .await;
         }
         Ok(()) => {
-            debug!(url = %job.url, received, "object larger than --max-object-size: not stored");
+            debug!(target = %job.pq, received, "object larger than --max-object-size: not stored");
         }
         Err(_) => {
-            warn!(url = %job.url, received, "upstream body cut short: not stored");
+            warn!(target = %job.pq, received, "upstream body cut short: not stored");
             st.metrics.upstream_errors.inc();
         }
     }
@@ -639,8 +798,9 @@ async fn pass(st: &AppState, parts: &Parts, body: Option<Body>, phase: Phase) ->
         );
         reqwest::Body::wrap_stream(limited)
     });
+    let m = st.membership();
     match st
-        .send(parts.method.clone(), &st.upstream_url(pq), headers, body)
+        .send_upstream(&m, &parts.method, pq, &headers, body)
         .await
     {
         // The client, not the upstream, was too slow (RFC 9110 §15.5.9).
@@ -661,7 +821,7 @@ async fn pass(st: &AppState, parts: &Parts, body: Option<Body>, phase: Phase) ->
             if unsafe_method && (s.is_success() || s.is_redirection()) {
                 st.store.invalidate(&primary_key(pq)).await;
             }
-            pass_response(st, parts, resp, phase)
+            pass_response(st, parts, resp, phase, Hop::Upstream)
         }
     }
 }
@@ -696,7 +856,13 @@ fn idle_limited(
     })
 }
 
-fn pass_response(st: &AppState, parts: &Parts, resp: reqwest::Response, phase: Phase) -> Response {
+fn pass_response(
+    st: &AppState,
+    parts: &Parts,
+    resp: reqwest::Response,
+    phase: Phase,
+    hop: Hop,
+) -> Response {
     let status = resp.status();
     let mut headers = resp.headers().clone();
     strip_hop_by_hop(&mut headers);
@@ -713,13 +879,23 @@ fn pass_response(st: &AppState, parts: &Parts, resp: reqwest::Response, phase: P
         let metrics = st.metrics.clone();
         Body::from_stream(
             resp.bytes_stream()
-                .inspect_ok(move |c| metrics.bytes_from_upstream.add(c.len() as u64)),
+                .inspect_ok(move |c| hop.bytes_counter(&metrics).add(c.len() as u64)),
         )
     };
     let mut out = Response::new(body);
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+/// Logs when a peer list that is not empty leaves this edge out: it then owns no key.
+fn warn_if_not_listed(m: &Membership, name: &str) {
+    if !m.peers.is_empty() && !m.lists_self() {
+        warn!(
+            name,
+            "this edge is not in its peer list: it owns no key and sends every miss to a peer"
+        );
+    }
 }
 
 fn error_response(st: &AppState, err: FillError) -> Response {

@@ -2,10 +2,19 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::header::{CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::Config;
+
+/// RFC 8586: each CDN node a request passes through adds its name, so a node that
+/// finds its own name knows the request came round a loop.
+pub const CDN_LOOP: HeaderName = HeaderName::from_static("cdn-loop");
+
+/// Marks a request one edge sends a peer for a key the peer owns, naming the sender.
+/// A peer never forwards such a request to another peer (serving it from its cache or
+/// its upstream), so a request takes at most one peer hop whatever the memberships say.
+pub const EDGE_PEER: HeaderName = HeaderName::from_static("edge-peer");
 
 /// Hop-by-hop fields that are never forwarded (RFC 9110 §7.6.1), besides those
 /// named by `Connection`. `Proxy-*` fields concern only the adjacent hop.
@@ -53,9 +62,32 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a request came back through `node`: its name in `CDN-Loop` (RFC 8586 §2)
+/// or as the received-by of a `Via` member (RFC 9110 §7.6.3).
+pub fn loops_through(headers: &HeaderMap, node: &str) -> bool {
+    let members = |name: HeaderName| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>()
+    };
+    // cdn-info = pseudonym *( OWS ";" OWS parameter )
+    let cdn = members(CDN_LOOP)
+        .into_iter()
+        .any(|m| m.split(';').next().map(str::trim) == Some(node));
+    // Via member = received-protocol RWS received-by [ RWS comment ]
+    cdn || members(VIA)
+        .into_iter()
+        .any(|m| m.split_whitespace().nth(1) == Some(node))
+}
+
 /// The headers to send upstream for a client request: end-to-end fields only, no
 /// `Host` (the client sets the upstream's), plus `Via`, `X-Forwarded-For` and
-/// `Forwarded` (RFC 7239) naming the client.
+/// `Forwarded` (RFC 7239) naming the client, and this node added to `CDN-Loop`
+/// (RFC 8586). A received `Edge-Peer` concerns only the hop it came over.
 pub fn forward_headers(
     client_headers: &HeaderMap,
     peer: Option<SocketAddr>,
@@ -65,7 +97,11 @@ pub fn forward_headers(
     let mut h = client_headers.clone();
     strip_hop_by_hop(&mut h);
     let host = h.remove(HOST);
-    h.append(http::header::VIA, via.clone());
+    h.remove(EDGE_PEER);
+    h.append(VIA, via.clone());
+    if let Ok(v) = HeaderValue::from_str(node) {
+        h.append(CDN_LOOP, v);
+    }
     if let Some(peer) = peer {
         let ip = peer.ip();
         let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
@@ -131,6 +167,8 @@ mod tests {
         h.insert(HOST, HeaderValue::from_static("edge.example"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         h.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.insert(CDN_LOOP, HeaderValue::from_static("parent-cdn"));
+        h.insert(EDGE_PEER, HeaderValue::from_static("e0"));
         let out = forward_headers(
             &h,
             Some("[::1]:5000".parse().unwrap()),
@@ -146,5 +184,35 @@ mod tests {
         );
         assert_eq!(out["via"], "1.1 e1");
         assert_eq!(out["x-forwarded-host"], "edge.example");
+        let cdn: Vec<_> = out.get_all(CDN_LOOP).iter().collect();
+        assert_eq!(cdn, ["parent-cdn", "e1"]);
+        assert!(out.get(EDGE_PEER).is_none());
+    }
+
+    #[test]
+    fn loop_detection_table() {
+        let table: &[(&str, &str, bool)] = &[
+            ("cdn-loop", "e1", true),
+            ("cdn-loop", "foo, e1; v=1", true),
+            ("cdn-loop", "foo;e1, bar", false),
+            ("cdn-loop", "e10, xe1", false),
+            ("via", "1.1 e1", true),
+            ("via", "1.0 fred, 1.1 e1 (rivulet)", true),
+            ("via", "1.1 other", false),
+            ("x-other", "e1", false),
+        ];
+        for (name, value, want) in table {
+            let mut h = HeaderMap::new();
+            h.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_str(value).unwrap(),
+            );
+            assert_eq!(loops_through(&h, "e1"), *want, "{name}: {value}");
+        }
+        let mut two = HeaderMap::new();
+        two.append(CDN_LOOP, HeaderValue::from_static("a"));
+        two.append(CDN_LOOP, HeaderValue::from_static("e1"));
+        assert!(loops_through(&two, "e1"));
+        assert!(!loops_through(&HeaderMap::new(), "e1"));
     }
 }

@@ -1,5 +1,6 @@
 //! The `edge` binary: configuration from the environment, the start-up line, serving,
-//! and a graceful exit on SIGINT. Only the process started here is signalled, by PID.
+//! a graceful exit on SIGINT / SIGTERM, and config reloads on SIGHUP. Only the
+//! processes started here are signalled, by PID.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Route, Upstream, cache_status, client};
+use common::{Route, Upstream, cache_status, client, eventually, metric, status};
 
 /// Kills the edge if the test fails before it exits by itself.
 struct Reap(std::process::Child);
@@ -22,16 +23,14 @@ impl Drop for Reap {
     }
 }
 
-#[tokio::test]
-async fn binary_reads_env_prints_url_serves_and_exits_on_sigint() {
-    let up = Upstream::start().await;
-    up.set("/bin", Route::ok("max-age=60", "from the binary"));
+/// Starts the binary with `env` and returns it with its URL, read from the start-up line.
+async fn spawn_edge(env: &[(&str, &str)]) -> (Reap, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_edge"))
-        .env("EDGE_ORIGIN", up.url().as_str())
         .env("EDGE_LISTEN", "127.0.0.1:0")
         .env("EDGE_NAME", "bin-edge")
         .env("EDGE_CACHE_SIZE", "16MiB")
         .env("RUST_LOG", "off")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -57,6 +56,39 @@ async fn binary_reads_env_prints_url_serves_and_exits_on_sigint() {
         .unwrap()
         .trim_end_matches('/')
         .to_owned();
+    (child, url)
+}
+
+fn signal(child: &Reap, sig: &str) {
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+async fn wait_exit(child: &mut Reap) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "edge did not exit after the signal"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn binary_reads_env_prints_url_serves_and_exits_on_sigint() {
+    let up = Upstream::start().await;
+    up.set("/bin", Route::ok("max-age=60", "from the binary"));
+    let (mut child, url) = spawn_edge(&[("EDGE_ORIGIN", up.url().as_str())]).await;
 
     for want in ["fwd=miss", "hit"] {
         let r = client().get(format!("{url}/bin")).send().await.unwrap();
@@ -69,24 +101,78 @@ async fn binary_reads_env_prints_url_serves_and_exits_on_sigint() {
         assert_eq!(r.text().await.unwrap(), "from the binary");
     }
 
-    let pid = child.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
+    signal(&child, "-INT");
+    let status = wait_exit(&mut child).await;
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn binary_reloads_its_config_on_sighup_and_drains_on_sigterm() {
+    let up = Upstream::start().await;
+    // The test upstream stands in for a peer too: it passes the peer health check.
+    up.set("/.edge/healthz", Route::ok("no-store", "ok"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.toml");
+    let common = format!(
+        "upstreams = [\"{}\"]\n[health]\ninterval = \"100ms\"\n",
+        up.url()
     );
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "edge did not exit after SIGINT"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    std::fs::write(&path, &common).unwrap();
+    let (mut child, url) = spawn_edge(&[
+        ("EDGE_CONFIG", path.to_str().unwrap()),
+        ("EDGE_DRAIN_DELAY", "3s"),
+    ])
+    .await;
+    let s = status(&url).await;
+    assert_eq!(s["peers"].as_array().unwrap().len(), 0, "{s}");
+    assert_eq!(s["upstreams"][0]["url"], up.url().as_str());
+
+    let with_peers = format!(
+        "{common}\n[[peers]]\nname = \"bin-edge\"\nurl = \"{url}/\"\n\n[[peers]]\nname = \"other\"\nurl = \"{}\"\n",
+        up.url()
+    );
+    std::fs::write(&path, with_peers).unwrap();
+    signal(&child, "-HUP");
+    eventually(
+        Duration::from_secs(10),
+        "the peers of the new file",
+        || async { status(&url).await["peers"].as_array().unwrap().len() == 2 },
+    )
+    .await;
+    let s = status(&url).await;
+    assert_eq!(s["peers"][0]["self"], true, "{s}");
+    assert_eq!(s["peers"][1]["name"], "other");
+    assert_eq!(s["peers"][1]["healthy"], true, "{s}");
+    assert_eq!(
+        metric(&url, "edge_config_reloads_total{result=\"ok\"}").await,
+        1.0
+    );
+
+    // A broken file is refused and the running settings stay.
+    std::fs::write(&path, "peers = [").unwrap();
+    signal(&child, "-HUP");
+    eventually(
+        Duration::from_secs(10),
+        "the reload error counted",
+        || async { metric(&url, "edge_config_reloads_total{result=\"error\"}").await == 1.0 },
+    )
+    .await;
+    assert_eq!(status(&url).await["peers"].as_array().unwrap().len(), 2);
+
+    // SIGTERM: unhealthy for the drain delay, then a clean exit.
+    signal(&child, "-TERM");
+    eventually(Duration::from_secs(3), "draining reported", || async {
+        status(&url).await["draining"] == true
+    })
+    .await;
+    let s = status(&url).await;
+    assert_eq!(s["healthy"], false, "{s}");
+    let r = client()
+        .get(format!("{url}/.edge/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let status = wait_exit(&mut child).await;
     assert!(status.success(), "{status:?}");
 }

@@ -14,6 +14,7 @@ use edge::{AppState, Config};
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
 /// How the upstream answers one path.
@@ -179,6 +180,10 @@ async fn answer(
             .unwrap());
     }
     let route = shared.routes.lock().unwrap().get(&path).cloned();
+    if route.is_none() && path == "/healthz" {
+        // The edges' upstream health checks: healthy unless a test routes it.
+        return Ok(Response::new(Body::from("ok\n")));
+    }
     let Some(route) = route else {
         return Ok(Response::builder()
             .status(404)
@@ -261,24 +266,117 @@ fn async_stream(
 pub struct Edge {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+/// A test configuration: `name`, in front of `upstream`, quick health checks.
+pub fn config(upstream: reqwest::Url, name: &str) -> Config {
+    let mut cfg = Config::new(upstream);
+    cfg.name = Some(name.into());
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.health_interval = Some(Duration::from_millis(100));
+    cfg.health_timeout = Some(Duration::from_millis(500));
+    cfg
 }
 
 impl Edge {
     pub async fn start(upstream: reqwest::Url, tweak: impl FnOnce(&mut Config)) -> Edge {
-        let mut cfg = Config::new(upstream);
-        cfg.name = Some("e1".into());
-        cfg.listen = "127.0.0.1:0".parse().unwrap();
+        let mut cfg = config(upstream, "e1");
         tweak(&mut cfg);
         let listener = TcpListener::bind(cfg.listen).await.unwrap();
+        Edge::serve(listener, cfg)
+    }
+
+    /// Serves `cfg` on a listener bound beforehand (so that peers can know each
+    /// other's URLs before any of them starts).
+    pub fn serve(listener: TcpListener, mut cfg: Config) -> Edge {
         let addr = listener.local_addr().unwrap();
+        cfg.listen = addr;
         let state = AppState::new(cfg.clone()).unwrap();
         let app = edge::router(state.clone());
-        tokio::spawn(async move { edge::serve(listener, app, &cfg, std::future::pending()).await });
-        Edge { addr, state }
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            edge::serve(listener, app, &cfg, shutdown).await.unwrap();
+        });
+        Edge {
+            addr,
+            state,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops listening, closes connections and waits until the server is gone.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(15), &mut self.task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    pub fn base(&self) -> reqwest::Url {
+        self.url("/").parse().unwrap()
+    }
+}
+
+/// Binds `n` listeners on 127.0.0.1:0.
+pub async fn listeners(n: usize) -> Vec<TcpListener> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    v
+}
+
+/// The edge's `/.edge/status` document.
+pub async fn status(base: &str) -> serde_json::Value {
+    client()
+        .get(format!("{}/.edge/status", base.trim_end_matches('/')))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap()
+}
+
+/// The value of one metric line (exact name and labels) in `/.edge/metrics`.
+pub async fn metric(base: &str, series: &str) -> f64 {
+    let text = client()
+        .get(format!("{}/.edge/metrics", base.trim_end_matches('/')))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+/// Polls `check` every 50 ms until it holds, for at most `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
