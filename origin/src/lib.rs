@@ -7,7 +7,8 @@
 //!   for; every route, file-backed or generated, answers through it;
 //! - [`store`]: content hashes and small bodies cached per file version;
 //! - [`paths`], [`library`]: what a URL may name, and the library folder;
-//! - [`metrics`]: Prometheus counters and the per-request log line.
+//! - [`metrics`]: Prometheus counters and the per-request log line;
+//! - [`steering`]: content steering, players sent to edges by a probed, load-aware order.
 
 pub mod conditional;
 pub mod entity;
@@ -16,6 +17,7 @@ pub mod library;
 pub mod live;
 pub mod metrics;
 pub mod paths;
+pub mod steering;
 pub mod store;
 mod web;
 
@@ -37,6 +39,7 @@ use crate::library::Library;
 use crate::live::LiveChannels;
 use crate::metrics::Metrics;
 use crate::paths::{media_kind, valid_component};
+use crate::steering::{Steering, SteeringConfig, SteeringError};
 use crate::store::{FileStore, StoreError, StoreLimits};
 
 /// What the server needs to know.
@@ -55,6 +58,7 @@ pub struct OriginConfig {
 pub struct AppState {
     inner: Arc<Inner>,
     live: Arc<LiveChannels>,
+    steering: Option<Arc<Steering>>,
 }
 
 #[derive(Debug)]
@@ -75,6 +79,7 @@ impl AppState {
                 metrics: Arc::new(Metrics::default()),
             }),
             live: Arc::new(LiveChannels::default()),
+            steering: None,
         }
     }
 
@@ -86,12 +91,32 @@ impl AppState {
         }
     }
 
+    /// The same state writing an access log to `path` (see [`metrics::AccessLog`]).
+    pub fn with_access_log(self, path: &std::path::Path) -> std::io::Result<Self> {
+        self.inner.metrics.open_access_log(path)?;
+        Ok(self)
+    }
+
+    /// The same state steering players to `config`'s edges (see [`steering`]): it starts
+    /// probing them on the current Tokio runtime, until the last clone of the state is
+    /// dropped.
+    pub fn with_steering(self, config: SteeringConfig) -> Result<Self, SteeringError> {
+        Ok(Self {
+            steering: Some(Steering::start(config)?),
+            ..self
+        })
+    }
+
     pub fn library(&self) -> &Library {
         &self.inner.library
     }
 
     pub fn live(&self) -> &LiveChannels {
         &self.live
+    }
+
+    pub fn steering(&self) -> Option<&Steering> {
+        self.steering.as_deref()
     }
 }
 
@@ -133,7 +158,14 @@ pub fn router(state: AppState) -> Router {
         // The answer is the same for every Origin (`*`), so responses must not carry
         // `Vary: Origin`, which would split every cache entry by requesting site.
         .vary([]);
-    Router::new()
+    let mut routes = Router::new();
+    if state.steering.is_some() {
+        routes = routes
+            .route("/steering/hls", get(steering::hls))
+            .route("/steering/dash", get(steering::dash))
+            .route("/steering/status", get(steering::status));
+    }
+    routes
         .route("/", get(web::index))
         .route("/watch/{asset}", get(web::watch))
         .route("/lib/{name}", get(web::lib_file))
@@ -156,7 +188,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn metrics_page(State(state): State<AppState>) -> Response {
-    state.inner.metrics.encode()
+    let steering = state.steering();
+    if let Some(steering) = steering {
+        steering.refresh_metrics();
+    }
+    state.inner.metrics.encode(steering.map(Steering::registry))
 }
 
 /// `/vod/{asset}/{file}` and `/vod/{asset}/{rendition}/{file}`.
@@ -185,6 +221,14 @@ async fn vod(
     let Some(path) = state.inner.library.resolve(&components) else {
         return text_error(StatusCode::BAD_REQUEST, "invalid path component");
     };
+    if let (Some(steering), [asset, file]) = (state.steering(), components.as_slice())
+        && let Some(protocol) = steering::manifest_protocol(file)
+    {
+        return steering::vod_manifest(
+            &state, steering, asset, protocol, &path, kind, &method, &headers,
+        )
+        .await;
+    }
     serve_file(
         &state,
         &path,
@@ -251,9 +295,13 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address feeds the access log.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// The URLs printed at start-up for one asset, relative to `base` (`http://host:port`).

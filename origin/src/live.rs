@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use media::live::{LiveClock, SegmentState};
-use media::{Presentation, Rendition, dash, hls};
+use media::{Presentation, Rendition, SteeringProtocol, dash, hls};
 
-use crate::entity::{CachePolicy, Content, Entity, respond, text_error};
+use crate::entity::{CachePolicy, Entity, respond, text_error};
 use crate::library::Library;
 use crate::paths::{media_kind, valid_component};
 use crate::{AppState, serve_file, store_error};
@@ -143,20 +143,39 @@ impl LiveChannels {
             return text_error(StatusCode::BAD_REQUEST, "invalid path component");
         }
         let now = unix_now();
+        // With content steering, the channel on every edge (media playlists and segments
+        // are fetched there; only these two documents come from here).
+        let steered = |protocol| {
+            state
+                .steering()
+                .map(|s| s.delivery(&format!("live/{channel}"), protocol))
+        };
         match parts[..] {
-            [media::package::MASTER_PLAYLIST] => self.document(
-                ch,
-                now,
-                hls::write_multivariant(&ch.presentation),
-                method,
-                headers,
-                "application/vnd.apple.mpegurl",
-            ),
+            [media::package::MASTER_PLAYLIST] => {
+                let document = match steered(SteeringProtocol::Hls) {
+                    Some(delivery) => hls::write_multivariant(&Presentation {
+                        delivery,
+                        ..ch.presentation.clone()
+                    }),
+                    None => hls::write_multivariant(&ch.presentation),
+                };
+                self.document(
+                    ch,
+                    now,
+                    document,
+                    method,
+                    headers,
+                    "application/vnd.apple.mpegurl",
+                )
+            }
             [media::package::MPD] => {
                 let document = ch
                     .clock
                     .window(&ch.presentation, now, self.window)
-                    .and_then(|window| {
+                    .and_then(|mut window| {
+                        if let Some(delivery) = steered(SteeringProtocol::Dash) {
+                            window.delivery = delivery;
+                        }
                         let latest = ch.clock.latest(now).unwrap_or(0);
                         dash::write_dynamic_mpd(
                             &window,
@@ -307,19 +326,13 @@ impl LiveChannels {
         let Some(path) = state.library().resolve(&[&ch.asset, &rendition.id, &name]) else {
             return text_error(StatusCode::NOT_FOUND, "not found");
         };
-        let file = match state.inner.store.get(&path).await {
-            Ok(file) => file,
-            Err(e) => return store_error(&path, &e),
+        let bytes = match state.inner.store.get(&path).await {
+            Ok(file) => file.bytes().await,
+            Err(e) => Err(e),
         };
-        let bytes = match file.content {
-            Content::Bytes(b) => b,
-            Content::File(p) => match tokio::fs::read(&p).await {
-                Ok(b) => Bytes::from(b),
-                Err(e) => {
-                    tracing::warn!(path = %p.display(), error = %e, "cannot read segment");
-                    return text_error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file");
-                }
-            },
+        let bytes = match bytes {
+            Ok(bytes) => bytes,
+            Err(e) => return store_error(&path, &e),
         };
         match ch.clock.retime(rendition, number, &bytes) {
             Ok(live) => {

@@ -3,11 +3,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use origin::library::{SampleConfig, ensure_sample};
 use origin::live::{LiveChannels, LiveConfig};
+use origin::steering::{EdgeTarget, SteeringConfig, parse_duration};
 use origin::store::StoreLimits;
 use origin::{AppState, OriginConfig, asset_urls, router, serve};
 use tracing_subscriber::EnvFilter;
@@ -68,6 +70,29 @@ struct Args {
     /// must share it; the default is fixed (2026-01-01T00:00:00Z).
     #[arg(long, env = "ORIGIN_LIVE_START", default_value_t = origin::live::DEFAULT_AVAILABILITY_START)]
     live_start: f64,
+
+    /// Edge NAME=URL that players are steered to (repeatable; comma-separated in the
+    /// variable). With edges, manifests list each as a pathway (the first is the default)
+    /// and /steering/hls and /steering/dash order them; without, nothing changes.
+    #[arg(long = "edge", env = "ORIGIN_EDGES", value_delimiter = ',')]
+    edges: Vec<EdgeTarget>,
+
+    /// How long players keep a steering manifest (whole seconds: 10, 10s).
+    #[arg(long, env = "ORIGIN_STEERING_TTL", default_value = "10s", value_parser = parse_duration)]
+    steering_ttl: Duration,
+
+    /// How often each edge's /.edge/status is probed (500ms, 1s, …).
+    #[arg(long, env = "ORIGIN_EDGE_PROBE_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    edge_probe_interval: Duration,
+
+    /// How long a probe may take before the edge counts as unusable.
+    #[arg(long, env = "ORIGIN_EDGE_PROBE_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
+    edge_probe_timeout: Duration,
+
+    /// Append one line per request to this file: `UNIX_TIME CLIENT METHOD TARGET STATUS
+    /// BYTES MICROS`.
+    #[arg(long, env = "ORIGIN_ACCESS_LOG")]
+    access_log: Option<PathBuf>,
 }
 
 fn parse_channel(s: &str) -> Result<(String, String), String> {
@@ -142,7 +167,22 @@ async fn main() -> anyhow::Result<()> {
         }
         Err(e) => return Err(e).context("cannot set up the live channels"),
     };
-    let state = state.with_live(live);
+    let mut state = state.with_live(live);
+    if let Some(path) = &args.access_log {
+        state = state
+            .with_access_log(path)
+            .with_context(|| format!("cannot open the access log {}", path.display()))?;
+    }
+    if !args.edges.is_empty() {
+        state = state
+            .with_steering(SteeringConfig {
+                edges: args.edges.clone(),
+                ttl: args.steering_ttl,
+                probe_interval: args.edge_probe_interval,
+                probe_timeout: args.edge_probe_timeout,
+            })
+            .context("cannot set up content steering")?;
+    }
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -165,6 +205,18 @@ async fn main() -> anyhow::Result<()> {
         println!("  {channel:<10} watch  {base}/watch/live/{channel}");
         println!("  {channel:<10} HLS    {base}/live/{channel}/master.m3u8");
         println!("  {channel:<10} DASH   {base}/live/{channel}/manifest.mpd");
+    }
+    if let Some(steering) = state.steering() {
+        let config = steering.config();
+        for edge in &config.edges {
+            println!("  {:<10} edge   {}", edge.name, edge.url);
+        }
+        println!(
+            "  steering   status {base}/steering/status  (TTL {} s, edges probed every {:?}, timeout {:?})",
+            config.ttl.as_secs(),
+            config.probe_interval,
+            config.probe_timeout
+        );
     }
 
     serve(listener, router(state), shutdown_signal())

@@ -54,6 +54,16 @@ pub struct StoredFile {
     pub last_modified: SystemTime,
 }
 
+impl StoredFile {
+    /// The whole body in memory: kept bytes as they are, a streamed file read once.
+    pub async fn bytes(&self) -> Result<Bytes, StoreError> {
+        match &self.content {
+            Content::Bytes(bytes) => Ok(bytes.clone()),
+            Content::File(path) => Ok(Bytes::from(tokio::fs::read(path).await?)),
+        }
+    }
+}
+
 /// Sizes of the store.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreLimits {

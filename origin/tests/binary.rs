@@ -44,8 +44,11 @@ impl Drop for Guard {
 fn builds_the_sample_prints_urls_serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let library = dir.path().join("data");
+    let access_log = dir.path().join("access.log");
     let child = Command::new(env!("CARGO_BIN_EXE_origin"))
         .args([
+            "--access-log",
+            access_log.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
             "--sample-ladder",
@@ -106,4 +109,18 @@ fn builds_the_sample_prints_urls_serves_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "graceful exit, got {status}");
+
+    // One access log line per request, in order, with the client and the bytes sent.
+    let log = std::fs::read_to_string(&access_log).unwrap();
+    let lines: Vec<Vec<&str>> = log.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    let master = &lines[1];
+    assert_eq!(master.len(), 7, "{log}");
+    assert!(master[0].parse::<f64>().unwrap() > 1.7e9, "{log}");
+    assert_eq!(
+        master[1..5],
+        ["127.0.0.1", "GET", "/vod/sample/master.m3u8", "200"]
+    );
+    assert!(master[5].parse::<u64>().unwrap() > 100, "{log}");
+    assert_eq!(lines[3][3], "/", "{log}");
 }

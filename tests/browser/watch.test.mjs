@@ -1,6 +1,8 @@
 // The watch page plays the sample in headless Chromium with native HLS, hls.js, dash.js and
-// Shaka (HLS and DASH); through an edge too when an `edge` binary is there; and under a
-// throttled network hls.js and dash.js drop to the lowest rendition.
+// Shaka (HLS and DASH); through an edge too when an `edge` binary is there; under a
+// throttled network hls.js and dash.js drop to the lowest rendition; and with content
+// steering over two edges, hls.js and dash.js carry on from the other edge when theirs is
+// killed.
 //
 // Needs `npm ci` here, Debian's Chromium (CHROMIUM_BIN, default /usr/bin/chromium) and a
 // built `origin`: ORIGIN_BIN, else $CARGO_TARGET_DIR/release, ../../target/release, then
@@ -10,6 +12,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -37,7 +40,8 @@ let base; // the origin, http://127.0.0.1:PORT
 let browser;
 let library;
 
-// Starts a server and resolves with the first URL its banner prints after "listening on".
+// Starts a server and resolves with { url, child }: the first URL its banner prints after
+// "listening on", and the process.
 function startServer(bin, args, seconds) {
   const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
   children.push(child);
@@ -49,7 +53,7 @@ function startServer(bin, args, seconds) {
     child.stdout.on("data", (d) => {
       out += d;
       const m = out.match(/listening on (http:\/\/[^\s/]+)/);
-      if (m) { clearTimeout(timer); resolvePromise(m[1]); }
+      if (m) { clearTimeout(timer); resolvePromise({ url: m[1], child }); }
     });
     child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`${bin} exited with ${code}\n${stderr}`)); });
   });
@@ -78,9 +82,15 @@ function startOrigin() {
   ], 180);
 }
 
+function edgeBinary() {
+  const { found, candidates } = findBinary("edge");
+  assert.ok(found, `no edge binary in ${candidates.join(", ")}: run \`cargo build --release -p edge\` or set EDGE_BIN`);
+  return found;
+}
+
 before(async () => {
   mkdirSync(results, { recursive: true });
-  base = await startOrigin();
+  base = (await startOrigin()).url;
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_BIN || "/usr/bin/chromium",
     headless: true,
@@ -176,9 +186,7 @@ for (const engine of ENGINES) {
 
 // The page uses relative URLs only, so it plays through an edge in front of the origin.
 test("plays with hls.js and dash.js through an edge", { timeout: 120_000 }, async () => {
-  const { found, candidates } = findBinary("edge");
-  assert.ok(found, `no edge binary in ${candidates.join(", ")}: run \`cargo build --release -p edge\` or set EDGE_BIN`);
-  const edge = await startServer(found, ["--origin", base, "--listen", "127.0.0.1:0"], 30);
+  const { url: edge } = await startServer(edgeBinary(), ["--origin", base, "--listen", "127.0.0.1:0"], 30);
   for (const engine of ["hlsjs", "dashjs"]) {
     const { page, problems } = await openWatchPage(engine, "", edge);
     const cacheStatus = [];
@@ -226,6 +234,93 @@ for (const engine of ["hlsjs", "dashjs"]) {
       await page.screenshot({ path: join(results, `throttled-${engine}.png`) });
     } finally {
       await page.close();
+    }
+  });
+}
+
+// A free loopback port (the edges' addresses go into the origin's flags before they start).
+function freePort() {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolvePromise(port));
+    });
+  });
+}
+
+// A second origin over the suite's library that steers players to two edges in front of
+// it (short TTL and probe interval, so a dead edge is left within about two seconds).
+async function startSteeredCluster() {
+  const { found } = findBinary("origin");
+  const ports = [await freePort(), await freePort()];
+  const edges = ports.map((port, i) => ({ name: `e${i + 1}`, host: `127.0.0.1:${port}` }));
+  const origin = await startServer(found, [
+    "--library", library, "--no-sample", "--listen", "127.0.0.1:0",
+    "--web-libs", join(here, "node_modules"),
+    ...edges.flatMap((e) => ["--edge", `${e.name}=http://${e.host}`]),
+    "--steering-ttl", "2", "--edge-probe-interval", "250ms",
+  ], 30);
+  for (const e of edges) {
+    e.child = (await startServer(edgeBinary(), ["--origin", origin.url, "--listen", e.host, "--name", e.name], 30)).child;
+  }
+  return { origin, edges, stop: () => Promise.all([origin.child, ...edges.map((e) => e.child)].map(stop)) };
+}
+
+// hls.js (native content steering and pathway fail-over) and dash.js (ContentSteering,
+// `streaming.applyContentSteering`, on by default) play from the edge the origin steers
+// them to; that edge is killed; they carry on from the other one without a long stall.
+for (const engine of ["hlsjs", "dashjs"]) {
+  test(`${engine} moves to the other edge when its edge dies (content steering)`, { timeout: 120_000 }, async () => {
+    const cluster = await startSteeredCluster();
+    try {
+      // A short forward buffer: the player must fetch from the other edge within seconds.
+      const { page, problems } = await openWatchPage(engine, "&buffer=6", cluster.origin.url);
+      const segments = []; // { host, at, status } of every media segment response
+      page.on("response", (r) => {
+        if (r.url().endsWith(".m4s")) segments.push({ host: new URL(r.url()).host, at: Date.now(), status: r.status() });
+      });
+      try {
+        await waitFor(page, "playback from an edge", (s) => s.currentTime > 2 && !s.paused && segments.length > 0, 30);
+        const serving = segments[segments.length - 1].host;
+        const victim = cluster.edges.find((e) => e.host === serving);
+        const other = cluster.edges.find((e) => e !== victim);
+        assert.ok(victim, `segments come from an edge: ${serving} not in ${cluster.edges.map((e) => e.host)}`);
+
+        const before = await page.evaluate(() => window.rivulet.stats());
+        const killedAt = Date.now();
+        process.kill(victim.child.pid, "SIGKILL");
+
+        // currentTime must reach 6 s past the kill, and 2 s past what was buffered then (so
+        // what plays came from the other edge); the longest time it stands still is the stall.
+        const target = before.currentTime + Math.max(6, before.bufferAhead + 2);
+        let last = { at: Date.now(), time: before.currentTime };
+        let longestStall = 0;
+        let stats = before;
+        while (Date.now() < killedAt + 30_000 && stats.currentTime < target) {
+          await sleep(100);
+          stats = await page.evaluate(() => window.rivulet.stats());
+          if (stats.fatal) assert.fail(`fatal player error after the kill: ${stats.fatal}`);
+          if (stats.currentTime > last.time + 0.01) last = { at: Date.now(), time: stats.currentTime };
+          longestStall = Math.max(longestStall, Date.now() - last.at);
+        }
+        const after = segments.filter((s) => s.at > killedAt);
+        const report = `killed ${victim.name} at ${before.currentTime.toFixed(1)} s (${before.bufferAhead.toFixed(1)} s buffered); ` +
+          `now ${stats.currentTime.toFixed(1)} s; ` +
+          `longest stall ${longestStall} ms; segments after: ${JSON.stringify(after.map((s) => `${s.host} ${s.status}`).slice(0, 8))}; ` +
+          `errors: ${JSON.stringify(stats.errors)}`;
+        assert.ok(stats.currentTime >= target, `playback went on to ${target.toFixed(1)} s: ${report}`);
+        assert.ok(longestStall <= 3000, `no stall over 3 s: ${report}`);
+        assert.ok(after.some((s) => s.host === other.host && s.status === 200), `${other.name} served segments after the kill: ${report}`);
+        assert.deepEqual(problems, []);
+        console.log(`# ${engine}: ${report}`);
+        await page.screenshot({ path: join(results, `steering-${engine}.png`) });
+      } finally {
+        await page.close();
+      }
+    } finally {
+      await cluster.stop();
     }
   });
 }

@@ -1,0 +1,437 @@
+//! Content steering end to end on loopback: a real origin steering players between real
+//! edges (the `edge` crate) in front of it. Manifests list every edge as a pathway and
+//! parse back with media's parsers; the steering JSON puts a stopped edge last within two
+//! probe intervals; new clients spread evenly and known ones stay where they are.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use media::{SteeringManifest, SteeringProtocol};
+use origin::live::{LiveChannels, LiveConfig};
+use origin::steering::{EdgeTarget, SteeringConfig};
+use origin::store::StoreLimits;
+use origin::{AppState, OriginConfig};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+const TTL: Duration = Duration::from_secs(2);
+
+/// The small sample, 4 s, built once under Cargo's per-target temporary folder and reused.
+fn library() -> &'static Path {
+    static LIBRARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIBRARY.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("steering-library");
+        if !dir.join("sample/master.m3u8").is_file() {
+            let mut options = media::SampleOptions::new("small".parse().unwrap());
+            options.duration = 4.0;
+            options.progress = false;
+            media::build_sample(&dir, &options).unwrap();
+        }
+        dir
+    })
+}
+
+/// A real edge; `stop` closes its listener (new connections are refused).
+struct Edge {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Edge {
+    async fn start(listener: TcpListener, origin: SocketAddr, name: &str) -> Self {
+        let addr = listener.local_addr().unwrap();
+        let mut config = edge::Config::new(format!("http://{origin}").parse().unwrap());
+        config.name = Some(name.into());
+        config.listen = addr;
+        let app = edge::router(edge::AppState::new(config.clone()).unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            edge::serve(listener, app, &config, shutdown).await.unwrap();
+        });
+        Self {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap();
+    }
+}
+
+/// An origin over the sample library with the `live` channel, steering to `names.len()`
+/// edges in front of it.
+struct Cluster {
+    origin: SocketAddr,
+    edges: Vec<Edge>,
+    names: Vec<String>,
+    client: reqwest::Client,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Cluster {
+    async fn start(names: &[&str]) -> Self {
+        let library = tokio::task::spawn_blocking(library).await.unwrap();
+        let origin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = origin_listener.local_addr().unwrap();
+        let mut edges = Vec::new();
+        let mut targets = Vec::new();
+        for name in names {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            targets.push(EdgeTarget::new(name, &format!("http://{addr}")).unwrap());
+            edges.push(Edge::start(listener, origin, name).await);
+        }
+        let state = AppState::new(&OriginConfig {
+            library: library.to_path_buf(),
+            web_libs: None,
+            store: StoreLimits::default(),
+        });
+        let live = LiveChannels::load(state.library(), &LiveConfig::default()).unwrap();
+        let state = state
+            .with_live(live)
+            .with_steering(SteeringConfig {
+                edges: targets,
+                ttl: TTL,
+                probe_interval: PROBE_INTERVAL,
+                probe_timeout: PROBE_INTERVAL,
+            })
+            .unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(origin::serve(
+            origin_listener,
+            origin::router(state),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let cluster = Self {
+            origin,
+            edges,
+            names: names.iter().map(|n| n.to_string()).collect(),
+            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            _stop: stop,
+        };
+        cluster.wait_usable(names, true).await;
+        cluster
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.origin)
+    }
+
+    async fn get(&self, url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+
+    async fn text(&self, path: &str) -> String {
+        let response = self.get(&self.url(path), &[]).await;
+        assert_eq!(response.status(), 200, "{path}");
+        response.text().await.unwrap()
+    }
+
+    async fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.text("/steering/status").await).unwrap()
+    }
+
+    /// Waits until each edge of `names` is usable (or not), at most 5 s.
+    async fn wait_usable(&self, names: &[&str], usable: bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let status = self.status().await;
+            let edges = status["edges"].as_array().unwrap();
+            let done = names.iter().all(|name| {
+                edges
+                    .iter()
+                    .any(|e| e["name"] == *name && e["usable"] == usable)
+            });
+            if done {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "edges {names:?} usable={usable}: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A steering manifest for a request with `query`.
+    async fn steer(&self, protocol: SteeringProtocol, query: &str) -> SteeringManifest {
+        let path = match protocol {
+            SteeringProtocol::Hls => "/steering/hls",
+            SteeringProtocol::Dash => "/steering/dash",
+        };
+        SteeringManifest::parse(&self.text(&format!("{path}?{query}")).await).unwrap()
+    }
+
+    fn edge_base(&self, index: usize, root: &str) -> String {
+        format!("http://{}/{root}/", self.edges[index].addr)
+    }
+}
+
+/// Every edge, in order, as a pathway of `delivery`, with its copy of the presentation under
+/// `root`. (media reads an HLS pathway's base as the part of the URIs that differs between
+/// pathways, `http://edge/`, and a DASH one as the `BaseURL` itself.)
+fn assert_pathways(cluster: &Cluster, delivery: &media::Delivery, root: &str) {
+    let ids: Vec<&str> = delivery.pathways.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, cluster.names);
+    for (i, pathway) in delivery.pathways.iter().enumerate() {
+        let edge = format!("http://{}/", cluster.edges[i].addr);
+        let full = cluster.edge_base(i, root);
+        assert!(
+            pathway.base.starts_with(&edge) && full.starts_with(&pathway.base),
+            "{} for {full}",
+            pathway.base
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_list_every_edge_as_a_pathway_and_parse_back() {
+    let cluster = Cluster::start(&["e1", "e2"]).await;
+
+    // VOD multivariant playlist: stable bytes, the usual HTTP semantics.
+    let url = cluster.url("/vod/sample/master.m3u8");
+    let first = cluster.get(&url, &[]).await;
+    assert_eq!(first.status(), 200);
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        header(&first, "content-type").as_deref(),
+        Some("application/vnd.apple.mpegurl")
+    );
+    assert_eq!(
+        header(&first, "cache-control").as_deref(),
+        Some("public, max-age=3600")
+    );
+    let etag = header(&first, "etag").unwrap();
+    let text = first.text().await.unwrap();
+    let again = cluster.get(&url, &[]).await;
+    assert_eq!(header(&again, "etag").as_deref(), Some(etag.as_str()));
+    assert_eq!(again.text().await.unwrap(), text, "byte-stable");
+    let revalidated = cluster.get(&url, &[("if-none-match", &etag)]).await;
+    assert_eq!(revalidated.status(), 304);
+
+    let hls = media::hls::parse_multivariant(&text, &url).unwrap();
+    assert_pathways(&cluster, &hls.delivery, "vod/sample");
+    let server = hls.delivery.steering.clone().unwrap();
+    assert_eq!(server.uri, "/steering/hls?start=1");
+    assert_eq!(server.default_pathway.as_deref(), Some("e1"));
+
+    // A media playlist and a segment on the second pathway come through edge e2.
+    let playlist = hls.renditions[0].playlist_uri.clone().unwrap();
+    let on_e2 = hls.delivery.rebase(&playlist, "e1", "e2").unwrap();
+    assert!(
+        on_e2.starts_with(&cluster.edge_base(1, "vod/sample")),
+        "{on_e2}"
+    );
+    let media_text = cluster.get(&on_e2, &[]).await.text().await.unwrap();
+    let media_playlist = media::hls::parse_media_playlist(&media_text, &on_e2).unwrap();
+    let segment = cluster.get(&media_playlist.segments[0].uri, &[]).await;
+    assert_eq!(segment.status(), 200);
+    let cache_status = header(&segment, "cache-status").unwrap();
+    assert!(cache_status.starts_with("e2;"), "{cache_status}");
+
+    // VOD MPD: one BaseURL per edge, ContentSteering asked before start.
+    let url = cluster.url("/vod/sample/manifest.mpd");
+    let response = cluster.get(&url, &[]).await;
+    assert_eq!(
+        header(&response, "content-type").as_deref(),
+        Some("application/dash+xml")
+    );
+    let text = response.text().await.unwrap();
+    let dash = media::dash::parse_mpd(&text, &url, 0.0).unwrap();
+    assert_pathways(&cluster, &dash.delivery, "vod/sample");
+    let server = dash.delivery.steering.clone().unwrap();
+    assert_eq!(server.uri, "/steering/dash?start=1");
+    assert_eq!(server.default_pathway.as_deref(), Some("e1"));
+    assert!(server.query_before_start);
+    assert_eq!(dash.renditions.len(), hls.renditions.len());
+
+    // The live channel: the same, under /live/live/ on each edge.
+    let url = cluster.url("/live/live/master.m3u8");
+    let live = media::hls::parse_multivariant(&cluster.text("/live/live/master.m3u8").await, &url)
+        .unwrap();
+    assert_pathways(&cluster, &live.delivery, "live/live");
+    let url = cluster.url("/live/live/manifest.mpd");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let text = cluster.text("/live/live/manifest.mpd").await;
+    let live = media::dash::parse_mpd(&text, &url, now).unwrap();
+    assert_pathways(&cluster, &live.delivery, "live/live");
+    assert!(live.delivery.steering.unwrap().query_before_start);
+    // Its segments are there on an edge.
+    let segment = &live.renditions[0].segments.last().unwrap().uri;
+    assert!(
+        segment.starts_with(&cluster.edge_base(0, "live/live")),
+        "{segment}"
+    );
+    assert_eq!(cluster.get(segment, &[]).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_edge_goes_last_within_two_probe_intervals_and_comes_back() {
+    let mut cluster = Cluster::start(&["e1", "e2"]).await;
+    let on_e1 = "_HLS_pathway=e1&_HLS_throughput=1000000";
+    assert_eq!(
+        cluster.steer(SteeringProtocol::Hls, on_e1).await.priority,
+        ["e1", "e2"]
+    );
+
+    let addr = cluster.edges[0].addr;
+    let stopped = Instant::now();
+    cluster.edges[0].stop().await;
+    // Polled through the status page: every steering request counts a client, and a
+    // client asking this often would soon look like a crowd worth moving.
+    cluster.wait_usable(&["e1"], false).await;
+    let manifest = cluster.steer(SteeringProtocol::Hls, on_e1).await;
+    let elapsed = stopped.elapsed();
+    assert_eq!(manifest.priority, ["e2", "e1"]);
+    assert!(elapsed <= 2 * PROBE_INTERVAL, "{elapsed:?}");
+    let dash = cluster.steer(SteeringProtocol::Dash, "").await;
+    assert_eq!(dash.priority, ["e2", "e1"], "new clients too");
+
+    let status = cluster.status().await;
+    let e1 = &status["edges"][0];
+    assert_eq!(e1["usable"], false, "{status}");
+    assert!(e1["last_probe_error"].is_string(), "{status}");
+    assert_eq!(status["edges"][1]["usable"], true, "{status}");
+    let metrics = cluster.text("/metrics").await;
+    for line in [
+        "origin_edge_usable{edge=\"e1\"} 0",
+        "origin_edge_usable{edge=\"e2\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    assert!(
+        metrics.contains("origin_steering_requests_total{protocol=\"hls\"}"),
+        "{metrics}"
+    );
+
+    // The same edge back on its address: usable again, and steered to.
+    let listener = TcpListener::bind(addr).await.unwrap();
+    cluster.edges[0] = Edge::start(listener, cluster.origin, "e1").await;
+    cluster.wait_usable(&["e1"], true).await;
+    let manifest = cluster.steer(SteeringProtocol::Hls, "start=1").await;
+    assert_eq!(manifest.priority.len(), 2);
+    assert_eq!(manifest.priority[0], "e1", "the edge with no clients");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_clients_spread_evenly_and_known_clients_stay() {
+    let cluster = Cluster::start(&["e1", "e2", "e3"]).await;
+
+    // 30 players start (hls.js sends the manifest's default pathway on its first request,
+    // with the start marker of the manifest's URI).
+    let mut on = Vec::new();
+    for _ in 0..30 {
+        let manifest = cluster
+            .steer(
+                SteeringProtocol::Hls,
+                "start=1&_HLS_pathway=e1&_HLS_throughput=500000",
+            )
+            .await;
+        assert_eq!(manifest.priority.len(), 3);
+        on.push(manifest.priority[0].clone());
+    }
+    let per_edge: Vec<usize> = cluster
+        .names
+        .iter()
+        .map(|n| on.iter().filter(|o| *o == n).count())
+        .collect();
+    assert!(
+        per_edge.iter().all(|n| (9..=11).contains(n)),
+        "{per_edge:?}"
+    );
+
+    // Each asks again from its edge: everyone stays.
+    for edge in &on {
+        let manifest = cluster
+            .steer(SteeringProtocol::Hls, &format!("_HLS_pathway={edge}"))
+            .await;
+        assert_eq!(&manifest.priority[0], edge);
+    }
+    // dash.js spelling: a quoted list of the service locations used, the current last.
+    let manifest = cluster
+        .steer(
+            SteeringProtocol::Dash,
+            "_DASH_pathway=%22e1%2Ce3%22&_DASH_throughput=%2C",
+        )
+        .await;
+    assert_eq!(manifest.priority[0], "e3");
+    let metrics = cluster.text("/metrics").await;
+    assert!(
+        metrics.contains("origin_steered_clients{edge=\"e2\"}"),
+        "{metrics}"
+    );
+
+    // The answer: JSON in the protocol's spelling, never stored, CORS like every route.
+    let response = cluster
+        .get(
+            &cluster.url("/steering/dash?_DASH_pathway=%22e2%22"),
+            &[("origin", "http://player.test")],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let json: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(json["VERSION"], 1);
+    assert_eq!(json["TTL"], TTL.as_secs());
+    assert_eq!(json["RELOAD-URI"], "/steering/dash");
+    assert_eq!(json["SERVICE-LOCATION-PRIORITY"][0], "e2");
+    let hls: serde_json::Value =
+        serde_json::from_str(&cluster.text("/steering/hls").await).unwrap();
+    assert_eq!(hls["RELOAD-URI"], "/steering/hls");
+    assert_eq!(hls["PATHWAY-PRIORITY"].as_array().unwrap().len(), 3);
+
+    // Odd parameters are ignored, never an error; unknown paths are 404.
+    for query in [
+        "_HLS_pathway=%FF%FE&_HLS_throughput=fast&&=&start",
+        "_HLS_pathway=",
+        "_HLS_pathway=e1&_HLS_pathway=nope",
+        "x=%ZZ",
+    ] {
+        let manifest = cluster.steer(SteeringProtocol::Hls, query).await;
+        assert_eq!(manifest.priority.len(), 3, "{query}");
+    }
+    let head = cluster
+        .client
+        .head(cluster.url("/steering/hls"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    for path in ["/steering/nope", "/steering", "/steering/hls/x"] {
+        assert_eq!(
+            cluster.get(&cluster.url(path), &[]).await.status(),
+            404,
+            "{path}"
+        );
+    }
+}
