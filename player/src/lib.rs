@@ -1,8 +1,9 @@
 //! Rivulet's headless player: the adaptive-bitrate algorithms ([`abr`]), the
 //! deterministic trace-driven simulator ([`sim`]), real-time playback sessions over HTTP
-//! ([`session`], `player play`) with link emulation ([`link`]), the load tester ([`load`],
-//! `player load` / `player merge`), and their plots ([`plot`]) and live progress
-//! ([`progress`]).
+//! ([`session`], `player play`) with link emulation ([`link`]) and content steering and
+//! failover between pathways ([`session::steering`], [`session::pathway`]), the load
+//! tester ([`load`], `player load` / `player merge`), and their plots ([`plot`]) and live
+//! progress ([`progress`]).
 //!
 //! The algorithms implement one trait, [`abr::Abr`], over one input, [`abr::AbrInput`],
 //! holding only what a real player knows; the simulator and real-time sessions drive the

@@ -73,6 +73,13 @@ struct SessionArgs {
     /// Seconds without data after which a request fails.
     #[arg(long, env = "PLAYER_TIMEOUT", default_value_t = 10.0)]
     timeout: f64,
+    /// Seconds to make a connection; also how soon a silent peer is given up on (TCP
+    /// keepalive after this long, closed after twice it unacknowledged).
+    #[arg(long, env = "PLAYER_CONNECT_TIMEOUT", default_value_t = session::CONNECT_TIMEOUT.as_secs_f64())]
+    connect_timeout: f64,
+    /// Seconds a pathway that failed a request stays last in the order.
+    #[arg(long, env = "PLAYER_PATHWAY_PENALTY", default_value_t = 30.0)]
+    pathway_penalty: f64,
     /// Live: start this many segments behind the newest one (the hold-back).
     #[arg(long, env = "PLAYER_LIVE_DELAY", default_value_t = player::session::manifest::LIVE_DELAY_SEGMENTS)]
     live_delay: u64,
@@ -88,9 +95,18 @@ impl SessionArgs {
                 && self.resume_buffer >= 0.0,
             "--max-buffer must be at least --startup-buffer and --resume-buffer (all ≥ 0)"
         );
+        for (name, value) in [
+            ("--timeout", self.timeout),
+            ("--connect-timeout", self.connect_timeout),
+        ] {
+            anyhow::ensure!(
+                value.is_finite() && value > 0.0 && value <= 3600.0,
+                "{name} must be between 0 and 3600 s"
+            );
+        }
         anyhow::ensure!(
-            self.timeout.is_finite() && self.timeout > 0.0,
-            "--timeout must be positive"
+            self.pathway_penalty.is_finite() && (0.0..=86_400.0).contains(&self.pathway_penalty),
+            "--pathway-penalty must be between 0 and 86400 s"
         );
         if let Some(d) = duration {
             anyhow::ensure!(d.is_finite() && d > 0.0, "--duration must be positive");
@@ -110,6 +126,8 @@ impl SessionArgs {
             cmcd: self.cmcd,
             retries: self.retries,
             idle_timeout: Duration::from_secs_f64(self.timeout),
+            connect_timeout: Duration::from_secs_f64(self.connect_timeout),
+            pathway_penalty: Duration::from_secs_f64(self.pathway_penalty),
             ..SessionConfig::new(url)
         })
     }
@@ -242,7 +260,7 @@ fn write_log(path: &Path, report: &SessionReport) -> anyhow::Result<()> {
 async fn play(args: PlayArgs) -> anyhow::Result<()> {
     let mut config = args.session.config(&args.url, args.duration)?;
     config.link = args.network.unwrap_or_default();
-    let client = session::http_client(6)?;
+    let client = session::http_client_with(6, config.connect_timeout)?;
     let stop = ctrl_c_token();
     let progress = player::progress::SessionProgress::new();
     let report = session::run(&client, &config, &progress, &stop)

@@ -1,6 +1,8 @@
 //! Real-time sessions against a purpose-built HLS server on 127.0.0.1:0 that misbehaves on
-//! request: 404s, bodies cut mid-way, silence, slow drips, malformed manifests. Every
-//! session has a deadline, so a bug shows as a failed assertion, never a hang.
+//! request: 404s, bodies cut mid-way, silence, slow drips, malformed manifests. It also
+//! offers the presentation over two pathways (`a/…`, `b/…`) with a steering server, to
+//! show steering and failover. Every session has a deadline, so a bug shows as a failed
+//! assertion, never a hang.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
@@ -24,6 +26,9 @@ use tokio_util::sync::CancellationToken;
 /// Renditions of the fake: id and bitrate; three 1 s segments each.
 const LADDER: [(&str, u64); 2] = [("lo", 300_000), ("hi", 800_000)];
 const SEGMENTS: usize = 3;
+/// Pathways of `steered.m3u8`, the default first; the steering manifest prefers `b`.
+const PATHWAYS: [&str; 2] = ["a", "b"];
+const STEERING: &str = r#"{"VERSION":1,"TTL":1,"PATHWAY-PRIORITY":["b","a"]}"#;
 
 /// How one request is answered.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,12 +55,29 @@ struct Fake {
     seen: Arc<Mutex<HashMap<String, usize>>>,
 }
 
-fn master() -> String {
+/// The multivariant playlist; with `pathways`, the ladder once under each (`a/lo/…`) and
+/// a steering server, the first pathway the default.
+fn master(pathways: &[&str]) -> String {
     let mut m = String::from("#EXTM3U\n#EXT-X-VERSION:7\n");
-    for (id, bps) in LADDER {
-        m.push_str(&format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={bps},CODECS=\"avc1.42c01e\"\n{id}/index.m3u8\n"
-        ));
+    let copies: Vec<(String, String)> = match pathways.first() {
+        None => vec![(String::new(), String::new())],
+        Some(first) => {
+            m.push_str(&format!(
+                "#EXT-X-CONTENT-STEERING:SERVER-URI=\"steer.json\",PATHWAY-ID=\"{first}\"\n"
+            ));
+            pathways
+                .iter()
+                .map(|p| (format!("{p}/"), format!(",PATHWAY-ID=\"{p}\"")))
+                .collect()
+        }
+    };
+    for (prefix, attribute) in copies {
+        for (id, bps) in LADDER {
+            m.push_str(&format!(
+                "#EXT-X-STREAM-INF:BANDWIDTH={bps},CODECS=\"avc1.42c01e\"{attribute}\n\
+                 {prefix}{id}/index.m3u8\n"
+            ));
+        }
     }
     m
 }
@@ -73,9 +95,17 @@ fn media_playlist() -> String {
 }
 
 fn body_for(path: &str) -> Option<Vec<u8>> {
-    if path == "master.m3u8" {
-        return Some(master().into_bytes());
+    match path {
+        "master.m3u8" => return Some(master(&[]).into_bytes()),
+        "steered.m3u8" => return Some(master(&PATHWAYS).into_bytes()),
+        "steer.json" => return Some(STEERING.into()),
+        _ => {}
     }
+    // Every pathway serves the same files.
+    let path = PATHWAYS
+        .iter()
+        .find_map(|p| path.strip_prefix(p)?.strip_prefix('/'))
+        .unwrap_or(path);
     let (id, file) = path.split_once('/')?;
     let (_, bps) = LADDER.iter().find(|(r, _)| *r == id)?;
     match file {
@@ -86,10 +116,20 @@ fn body_for(path: &str) -> Option<Vec<u8>> {
     }
 }
 
-async fn serve(State(fake): State<Fake>, Path(path): Path<String>) -> Response {
+async fn serve(
+    State(fake): State<Fake>,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let attempt = {
         let mut seen = fake.seen.lock().unwrap();
-        let n = seen.entry(path.clone()).or_default();
+        // Steering requests are told apart by their query (the client's pathway and
+        // throughput).
+        let key = match (&*path, query) {
+            ("steer.json", Some(q)) => format!("{path}?{q}"),
+            _ => path.clone(),
+        };
+        let n = seen.entry(key).or_default();
         *n += 1;
         *n
     };
@@ -489,4 +529,128 @@ async fn a_live_playlist_is_followed_until_it_ends() {
     assert_eq!(numbers, (3..=9).collect::<Vec<_>>());
     assert!(r.summary.counters.errors.is_empty());
     assert!((r.summary.played_s - 7.0).abs() < 1e-6, "{:#?}", r.summary);
+}
+
+fn steered(addr: SocketAddr) -> SessionConfig {
+    SessionConfig {
+        url: format!("http://{addr}/steered.m3u8").parse().unwrap(),
+        ..config(addr)
+    }
+}
+
+fn pathways_of(r: &SessionReport) -> Vec<&str> {
+    r.segments
+        .iter()
+        .map(|s| s.pathway.as_deref().unwrap_or("-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_steering_server_is_asked_first_and_followed() {
+    let (addr, seen) = start(|_, _| None).await;
+    let r = play(&steered(addr)).await.unwrap();
+    assert_eq!(r.end, End::Complete, "{r:?}");
+    // The default pathway until the steering manifest, which wants `b`, came.
+    assert_eq!(pathways_of(&r), ["b"; SEGMENTS]);
+    let c = &r.summary.counters;
+    assert_eq!(c.pathways["a"].requests, 2, "the media playlists: {c:?}");
+    assert_eq!(c.pathways["b"].requests, 4, "init and segments: {c:?}");
+    assert_eq!(c.failovers, 0);
+    // TTL 1 s over a session of three seconds and more.
+    assert!(c.steering_fetches >= 2, "{c:?}");
+    assert_eq!(c.steering_errors, 0);
+    let seen = seen.lock().unwrap();
+    let mut asked: Vec<&String> = seen.keys().filter(|k| k.starts_with("steer")).collect();
+    asked.sort();
+    // Before the first segment: the default pathway, no throughput yet; then both.
+    assert!(
+        asked.contains(&&"steer.json?_HLS_pathway=a".to_owned()),
+        "{asked:?}"
+    );
+    assert!(
+        asked
+            .iter()
+            .any(|k| k.starts_with("steer.json?_HLS_pathway=b&_HLS_throughput=")),
+        "{asked:?}"
+    );
+    assert!(
+        !seen
+            .keys()
+            .any(|k| k.starts_with("a/") && k.ends_with(".m4s"))
+    );
+}
+
+#[tokio::test]
+async fn a_body_cut_on_one_pathway_is_fetched_again_from_the_next() {
+    let (addr, seen) = start(|path, _| (path == "b/hi/2.m4s").then_some(Fault::CutBody)).await;
+    let r = play(&steered(addr)).await.unwrap();
+    assert_eq!(r.end, End::Complete, "{r:?}");
+    // Segment 2 came from `a` at once, at the same rendition, without a retry; `b` stays
+    // penalised for the rest of the session.
+    assert_eq!(pathways_of(&r), ["b", "a", "a"]);
+    let s = &r.segments[1];
+    assert_eq!((s.quality, s.retries, s.failovers), (1, 0, 1), "{s:?}");
+    let c = &r.summary.counters;
+    assert_eq!((c.failovers, c.errors[&ErrorKind::Body]), (1, 1), "{c:?}");
+    assert_eq!(seen.lock().unwrap()["a/hi/2.m4s"], 1);
+}
+
+#[tokio::test]
+async fn a_pathway_answering_5xx_is_penalised_whatever_steering_says() {
+    let (addr, _) = start(|path, _| path.starts_with("b/").then_some(Fault::Status(503))).await;
+    let r = play(&steered(addr)).await.unwrap();
+    assert_eq!(r.end, End::Complete, "{r:?}");
+    assert_eq!(pathways_of(&r), ["a"; SEGMENTS]);
+    assert!(
+        r.segments.iter().all(|s| s.retries == 0),
+        "{:?}",
+        r.segments
+    );
+    // One failover: the steering manifests that keep putting `b` first do not lift its
+    // penalty.
+    let c = &r.summary.counters;
+    assert!(c.steering_fetches >= 2, "{c:?}");
+    assert_eq!(
+        (c.failovers, c.errors[&ErrorKind::Status5xx]),
+        (1, 1),
+        "{c:?}"
+    );
+}
+
+#[tokio::test]
+async fn only_a_request_failing_on_every_pathway_uses_a_retry() {
+    let (addr, _) = start(|path, attempt| {
+        (path.ends_with("/hi/2.m4s") && attempt == 1).then_some(Fault::Status(503))
+    })
+    .await;
+    let r = play(&steered(addr)).await.unwrap();
+    assert_eq!(r.end, End::Complete, "{r:?}");
+    // `b` failed, then `a`: one retry, which goes back to `b`, penalised first.
+    let s = &r.segments[1];
+    assert_eq!(
+        (s.quality, s.retries, s.failovers, s.pathway.as_deref()),
+        (1, 1, 0, Some("b")),
+        "{s:?}"
+    );
+    let c = &r.summary.counters;
+    assert_eq!(
+        (c.failovers, c.errors[&ErrorKind::Status5xx]),
+        (1, 2),
+        "{c:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_steering_server_leaves_the_default_pathway() {
+    let (addr, _) = start(|path, _| (path == "steer.json").then_some(Fault::Status(503))).await;
+    let r = play(&steered(addr)).await.unwrap();
+    assert_eq!(r.end, End::Complete, "{r:?}");
+    assert_eq!(pathways_of(&r), ["a"; SEGMENTS]);
+    let c = &r.summary.counters;
+    // Asked once before the first segment; the next try is a default TTL (300 s) away.
+    assert_eq!((c.steering_fetches, c.steering_errors), (1, 1), "{c:?}");
+    assert!(
+        c.errors.is_empty(),
+        "steering errors are not media errors: {c:?}"
+    );
 }

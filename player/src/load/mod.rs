@@ -288,7 +288,7 @@ pub async fn run(
     let planned = plan(config);
     let total = planned.len();
     // One pool for all sessions: each has one request in flight at a time.
-    let client = session::http_client(total.max(6))?;
+    let client = session::http_client_with(total.max(6), config.session.connect_timeout)?;
     let live = Arc::new(LiveStats::default());
     let t0 = Instant::now();
     let stop = stop.child_token();

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::session::End;
-use crate::session::summary::{Counters, Summary, quantile};
+use crate::session::summary::{Counters, Summary, pathways_text, quantile};
 
 /// Percentiles over sessions (nearest rank).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -70,7 +70,13 @@ pub struct Aggregate {
     /// Live: each session's mean latency behind live, s.
     #[serde(default)]
     pub live_latency_s: Option<Percentiles>,
-    /// All sessions' counters summed.
+    /// The longest single stall of any session, s.
+    #[serde(default)]
+    pub max_stall_s: f64,
+    /// Sessions that moved a request to another pathway at least once.
+    #[serde(default)]
+    pub sessions_failed_over: usize,
+    /// All sessions' counters summed (traffic by pathway and failovers included).
     pub counters: Counters,
     pub cache_hit_ratio: Option<f64>,
 }
@@ -109,17 +115,6 @@ pub struct Sample {
     pub errors_per_s: f64,
 }
 
-fn add_counters(total: &mut Counters, c: &Counters) {
-    total.requests += c.requests;
-    total.bytes += c.bytes;
-    total.cache_lookups += c.cache_lookups;
-    total.cache_hits += c.cache_hits;
-    total.abandoned += c.abandoned;
-    for (kind, n) in &c.errors {
-        *total.errors.entry(*kind).or_default() += n;
-    }
-}
-
 /// Figures over `records`.
 pub fn aggregate(records: &[SessionRecord], segment_download_ms: &[f64]) -> Aggregate {
     let summaries: Vec<&Summary> = records.iter().filter_map(|r| r.summary.as_ref()).collect();
@@ -133,7 +128,7 @@ pub fn aggregate(records: &[SessionRecord], segment_download_ms: &[f64]) -> Aggr
     };
     let mut counters = Counters::default();
     for s in &summaries {
-        add_counters(&mut counters, &s.counters);
+        counters.add(&s.counters);
     }
     Aggregate {
         sessions: records.len(),
@@ -160,6 +155,11 @@ pub fn aggregate(records: &[SessionRecord], segment_download_ms: &[f64]) -> Aggr
         }),
         segment_download_ms: percentiles(segment_download_ms),
         live_latency_s: of(&|s| s.live_latency_mean_s.unwrap_or(f64::NAN)),
+        max_stall_s: summaries.iter().map(|s| s.max_stall_s).fold(0.0, f64::max),
+        sessions_failed_over: summaries
+            .iter()
+            .filter(|s| s.counters.failovers > 0)
+            .count(),
         cache_hit_ratio: (counters.cache_lookups > 0)
             .then(|| counters.cache_hits as f64 / counters.cache_lookups as f64),
         counters,
@@ -279,6 +279,13 @@ pub fn text(r: &LoadReport) -> String {
             .map_or("- (no Cache-Status)".to_owned(), |h| format!("{h:.3}")),
         c.abandoned
     );
+    let _ = writeln!(out, "longest single stall {:.3} s", a.max_stall_s);
+    let _ = writeln!(
+        out,
+        "pathways: {} ({} sessions failed over)",
+        pathways_text(c),
+        a.sessions_failed_over
+    );
     let _ = writeln!(out, "errors by kind: {:?}", c.errors);
     out
 }
@@ -288,6 +295,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::session::fetch::ErrorKind;
+    use crate::session::summary::PathwayCounters;
 
     #[test]
     fn percentiles_table() {
@@ -313,6 +321,14 @@ mod tests {
         };
         if errors > 0 {
             counters.errors.insert(ErrorKind::Body, errors);
+            counters.failovers = errors;
+            counters.pathways.insert(
+                "edge-1".into(),
+                PathwayCounters {
+                    requests: 10,
+                    bytes: 1000,
+                },
+            );
         }
         SessionRecord {
             index,
@@ -326,6 +342,7 @@ mod tests {
                 played_s: 60.0,
                 rebuffer_count: 0,
                 rebuffer_s: 0.0,
+                max_stall_s: qoe / 10.0,
                 rebuffer_ratio: 0.0,
                 segments: 30,
                 avg_bitrate_bps: 1e6,
@@ -381,10 +398,19 @@ mod tests {
         assert_eq!(m.aggregate.counters.requests, 40);
         assert_eq!(m.aggregate.counters.errors[&ErrorKind::Body], 3);
         assert_eq!(m.aggregate.cache_hit_ratio, Some(0.5));
+        assert_eq!(m.aggregate.max_stall_s, 4.0);
+        assert_eq!(m.aggregate.sessions_failed_over, 2);
+        assert_eq!(m.aggregate.counters.failovers, 3);
+        assert_eq!(m.aggregate.counters.pathways["edge-1"].bytes, 2000);
         assert_eq!(m.timeline.len(), 1);
         assert_eq!(m.timeline[0].active, 4);
         assert_eq!(m.timeline[0].mean_bitrate_bps, 1.5e6);
         assert!(text(&m).contains("QoE_lin"));
+        assert!(
+            text(&m).contains("edge-1 20 req 0.00 MB; 3 failovers"),
+            "{}",
+            text(&m)
+        );
         assert!(matches!(
             merge(vec![a.clone(), a.clone()]),
             Err(MergeError::Duplicate(0))

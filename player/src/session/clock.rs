@@ -154,6 +154,14 @@ impl Playback {
             .fold(0.0, |a, b| a + b)
     }
 
+    /// The longest single rebuffering event up to the last `advance`, s (0 without any).
+    pub fn longest_stall_s(&self) -> f64 {
+        self.stalls
+            .iter()
+            .map(|s| s.end_s.unwrap_or(self.now_s) - s.start_s)
+            .fold(0.0, f64::max)
+    }
+
     /// Wall seconds until the buffer drains to `level` if nothing arrives; `None` when the
     /// playhead is not moving (start-up, stalled, ended), `Some(0)` when already there.
     pub fn time_until_level(&self, level: f64) -> Option<f64> {
@@ -280,6 +288,14 @@ mod tests {
         assert_eq!(p.state(), PlayState::Stalled);
         assert_eq!(p.time_until_level(1.0), None);
         assert_eq!(p.stalls()[0].start_s, 6.0);
+        // An open stall counts up to now.
+        assert_eq!(p.longest_stall_s(), 4.0);
+        p.add_media(11.0, 3.0);
+        p.advance(20.0);
+        p.add_media(21.0, 3.0);
+        assert_eq!(p.stalls().len(), 2);
+        // 6 → 11 and 14 → 21.
+        assert_eq!(p.longest_stall_s(), 7.0, "{:?}", p.stalls());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! One HTTP GET as a player makes it, over the session's pooled client: time to first
 //! byte and to last byte, body reads paced by the session's link, `Cache-Status`, an idle
-//! timeout, and an abandonment check while the body streams in.
+//! timeout, and an abandonment check while the body streams in. With several pathways
+//! ([`Routes`]), a GET goes to the current one and, when it fails there, at once to the
+//! next.
 
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use url::Url;
 
 use super::Observer;
 use super::cache_status::is_hit;
+use super::pathway::Routes;
 use super::summary::Counters;
 use crate::link::Shaper;
 
@@ -70,6 +73,16 @@ impl FetchError {
         matches!(self, Self::Status { status, .. }
             if (400..500).contains(status) && *status != 408 && *status != 429)
     }
+
+    /// Another pathway may well succeed: the host or its cache is broken (no connection,
+    /// a broken or stalled body, a 5xx) or it lacks the object (404). Other client errors
+    /// would be the same everywhere.
+    pub fn fails_over(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => *status == 404 || *status >= 500,
+            Self::Connect { .. } | Self::Body { .. } | Self::Timeout { .. } => true,
+        }
+    }
 }
 
 /// The source chain of an error on one line (reqwest's top-level message alone is vague).
@@ -109,6 +122,10 @@ pub struct Fetched {
     /// Request to last byte, s.
     pub total_s: f64,
     pub cache_status: Option<String>,
+    /// The pathway it came over, when the presentation has several.
+    pub pathway: Option<String>,
+    /// Pathways this request failed on before, each left at once for the next.
+    pub failovers: u32,
 }
 
 /// How a request ended.
@@ -121,7 +138,7 @@ pub enum Outcome {
     },
 }
 
-/// A session's HTTP side: the shared client, its link, its counters.
+/// A session's HTTP side: the shared client, its link, its pathways, its counters.
 #[derive(Debug)]
 pub struct Fetcher<'a> {
     client: &'a Client,
@@ -130,6 +147,7 @@ pub struct Fetcher<'a> {
     idle_timeout: Duration,
     retries: u32,
     observer: &'a dyn Observer,
+    routes: &'a Routes,
     pub counters: Counters,
 }
 
@@ -141,6 +159,7 @@ impl<'a> Fetcher<'a> {
         idle_timeout: Duration,
         retries: u32,
         observer: &'a dyn Observer,
+        routes: &'a Routes,
     ) -> Self {
         Self {
             client,
@@ -149,8 +168,17 @@ impl<'a> Fetcher<'a> {
             idle_timeout,
             retries,
             observer,
+            routes,
             counters: Counters::default(),
         }
+    }
+
+    pub fn client(&self) -> &'a Client {
+        self.client
+    }
+
+    pub fn routes(&self) -> &'a Routes {
+        self.routes
     }
 
     fn now_s(&self) -> f64 {
@@ -165,11 +193,72 @@ impl<'a> Fetcher<'a> {
 
     /// GETs `url`, keeping the body when `keep_body`. `check` sees the download after
     /// every piece read and every 200 ms without data; returning a rendition abandons it.
+    ///
+    /// When `url` lives on a pathway, the request goes to the current one; a failure that
+    /// another pathway may not have ([`FetchError::fails_over`]) penalises it and sends the
+    /// request at once to the next pathway, body and all. Only when every pathway has
+    /// failed does the error come back (for the caller's retries).
     pub async fn get(
         &mut self,
         url: &Url,
         keep_body: bool,
         check: &mut (dyn FnMut(&Progress) -> Option<usize> + Send),
+    ) -> Result<Outcome, FetchError> {
+        let Some((mut pathway, mut target)) = self.routes.route(url, &[], self.now_s()) else {
+            return self.get_from(url, None, keep_body, check).await;
+        };
+        let mut tried = Vec::new();
+        loop {
+            let mut result = self
+                .get_from(&target, Some(&pathway), keep_body, check)
+                .await;
+            if let Ok(Outcome::Done(f)) = &mut result {
+                f.failovers = u32::try_from(tried.len()).unwrap_or(u32::MAX);
+            }
+            let Err(e) = &result else { return result };
+            if !e.fails_over() {
+                return result;
+            }
+            self.routes.penalise(&pathway, self.now_s());
+            tried.push(pathway);
+            let Some(next) = self.routes.route(url, &tried, self.now_s()) else {
+                return result;
+            };
+            self.failed(e);
+            self.counters.failovers += 1;
+            tracing::warn!(error = %e, to = %next.0, "failing over");
+            (pathway, target) = next;
+        }
+    }
+
+    /// One GET of `url`, counted for `pathway` when it goes over one.
+    async fn get_from(
+        &mut self,
+        url: &Url,
+        pathway: Option<&str>,
+        keep_body: bool,
+        check: &mut (dyn FnMut(&Progress) -> Option<usize> + Send),
+    ) -> Result<Outcome, FetchError> {
+        let mut loaded = 0;
+        let mut result = self.get_once(url, keep_body, check, &mut loaded).await;
+        if let Some(p) = pathway {
+            let counters = self.counters.pathways.entry(p.to_owned()).or_default();
+            counters.requests += 1;
+            counters.bytes += loaded;
+            if let Ok(Outcome::Done(f)) = &mut result {
+                f.pathway = Some(p.to_owned());
+            }
+        }
+        result
+    }
+
+    /// One GET of `url`; `loaded` counts the body bytes received, whatever the outcome.
+    async fn get_once(
+        &mut self,
+        url: &Url,
+        keep_body: bool,
+        check: &mut (dyn FnMut(&Progress) -> Option<usize> + Send),
+        loaded: &mut u64,
     ) -> Result<Outcome, FetchError> {
         self.counters.requests += 1;
         self.observer.request();
@@ -213,7 +302,6 @@ impl<'a> Fetcher<'a> {
         let final_url = response.url().clone();
         let expected = response.content_length();
         let mut body = keep_body.then(Vec::new);
-        let mut loaded = 0u64;
         let mut last_data = Instant::now();
         let mut stream = response.bytes_stream();
         let progress = |loaded| Progress {
@@ -232,12 +320,12 @@ impl<'a> Fetcher<'a> {
                         let n = piece.len() as u64;
                         let release = self.shaper.release_at(self.now_s(), n);
                         sleep_until(self.t0 + Duration::from_secs_f64(release)).await;
-                        loaded += n;
+                        *loaded += n;
                         self.counters.bytes += n;
                         if let Some(body) = &mut body {
                             body.extend_from_slice(piece);
                         }
-                        if let Some(to) = check(&progress(loaded)) {
+                        if let Some(to) = check(&progress(*loaded)) {
                             return Ok(Outcome::Abandoned { to });
                         }
                     }
@@ -246,7 +334,7 @@ impl<'a> Fetcher<'a> {
                 Ok(Some(Err(e))) => {
                     return Err(FetchError::Body {
                         url: url.clone(),
-                        received: loaded,
+                        received: *loaded,
                         message: chain(&e),
                     });
                 }
@@ -255,27 +343,29 @@ impl<'a> Fetcher<'a> {
                     return Err(timed_out(url, self.idle_timeout.as_secs_f64()));
                 }
                 Err(_) => {
-                    if let Some(to) = check(&progress(loaded)) {
+                    if let Some(to) = check(&progress(*loaded)) {
                         return Ok(Outcome::Abandoned { to });
                     }
                 }
             }
         }
-        if let Some(expected) = expected.filter(|&e| e != loaded) {
+        if let Some(expected) = expected.filter(|&e| e != *loaded) {
             return Err(FetchError::Body {
                 url: url.clone(),
-                received: loaded,
+                received: *loaded,
                 message: format!("Content-Length is {expected}"),
             });
         }
         Ok(Outcome::Done(Fetched {
             body,
-            bytes: loaded,
+            bytes: *loaded,
             final_url,
             requested_at_s,
             ttfb_s,
             total_s: sent.elapsed().as_secs_f64(),
             cache_status,
+            pathway: None,
+            failovers: 0,
         }))
     }
 
@@ -331,11 +421,13 @@ mod tests {
             url: url.clone(),
             status,
         };
-        for (e, kind, permanent) in [
-            (status(404), ErrorKind::Status4xx, true),
-            (status(408), ErrorKind::Status4xx, false),
-            (status(429), ErrorKind::Status4xx, false),
-            (status(503), ErrorKind::Status5xx, false),
+        // (error, kind, permanent, fails over to another pathway)
+        for (e, kind, permanent, fails_over) in [
+            (status(404), ErrorKind::Status4xx, true, true),
+            (status(403), ErrorKind::Status4xx, true, false),
+            (status(408), ErrorKind::Status4xx, false, false),
+            (status(429), ErrorKind::Status4xx, false, false),
+            (status(503), ErrorKind::Status5xx, false, true),
             (
                 FetchError::Timeout {
                     url: url.clone(),
@@ -343,10 +435,31 @@ mod tests {
                 },
                 ErrorKind::Timeout,
                 false,
+                true,
+            ),
+            (
+                FetchError::Connect {
+                    url: url.clone(),
+                    message: "refused".into(),
+                },
+                ErrorKind::Connect,
+                false,
+                true,
+            ),
+            (
+                FetchError::Body {
+                    url: url.clone(),
+                    received: 10,
+                    message: "reset".into(),
+                },
+                ErrorKind::Body,
+                false,
+                true,
             ),
         ] {
             assert_eq!(e.kind(), kind, "{e}");
             assert_eq!(e.is_permanent(), permanent, "{e}");
+            assert_eq!(e.fails_over(), fails_over, "{e}");
         }
     }
 

@@ -1,13 +1,16 @@
 //! From a manifest URL to the track a session plays: HLS (a multivariant playlist and its
 //! media playlists, or one media playlist) or a DASH MPD, parsed by `media` into its
-//! presentation model, then reduced to the video renditions and their URLs.
+//! presentation model, then reduced to the video renditions and their URLs. Pathways go
+//! to the session's routes as soon as they are known, so that even the media playlists
+//! fail over.
 
 use media::model::{MediaType, Presentation, PresentationKind, Rendition};
-use media::{MediaError, dash, hls};
+use media::{Delivery, MediaError, SteeringProtocol, dash, hls};
 use url::Url;
 
 use super::SessionError;
 use super::fetch::Fetcher;
+use super::steering::SteeringStart;
 
 /// One media segment, as every rendition has it at the same position.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +49,8 @@ pub struct Track {
     /// manifest ties the timeline to the clock (DASH `availabilityStartTime`, HLS
     /// `EXT-X-PROGRAM-DATE-TIME`).
     pub live_epoch_s: Option<f64>,
+    /// The content steering server, when the presentation names one.
+    pub steering: Option<SteeringStart>,
 }
 
 impl Track {
@@ -183,6 +188,7 @@ pub fn track_of(url: &Url, presentation: &Presentation) -> Result<Track, Session
                 availability_start, ..
             } => availability_start,
         },
+        steering: None,
     };
     if track.common_numbers().is_none() {
         return Err(SessionError::NoVideo(url.to_string()));
@@ -204,6 +210,28 @@ fn manifest_error(url: &Url) -> impl FnOnce(MediaError) -> SessionError + '_ {
     }
 }
 
+/// Where the steering manifest of `delivery` is: its server URI resolved against the
+/// URL the manifest came from.
+fn steering_start(
+    delivery: &Delivery,
+    base: &Url,
+    protocol: SteeringProtocol,
+) -> Result<Option<SteeringStart>, SessionError> {
+    delivery
+        .steering
+        .as_ref()
+        .map(|s| {
+            Ok(SteeringStart {
+                url: base.join(&s.uri).map_err(|e| SessionError::Manifest {
+                    url: base.to_string(),
+                    source: MediaError::Invalid(format!("steering URI {:?}: {e}", s.uri)),
+                })?,
+                protocol,
+            })
+        })
+        .transpose()
+}
+
 /// Fetches and parses the manifest at `url` (each HLS media playlist too). `cmcd` adds
 /// the CMCD query parameter to each manifest request.
 pub async fn load(
@@ -213,20 +241,27 @@ pub async fn load(
 ) -> Result<Track, SessionError> {
     let (text, base) = fetcher.get_text(&cmcd(url)).await?;
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-    let presentation = if trimmed.starts_with("#EXTM3U") {
-        load_hls(fetcher, &text, &base, cmcd).await?
+    let (presentation, protocol) = if trimmed.starts_with("#EXTM3U") {
+        (
+            load_hls(fetcher, &text, &base, cmcd).await?,
+            SteeringProtocol::Hls,
+        )
     } else if trimmed.starts_with('<') && text.contains("<MPD") {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        dash::parse_mpd(&text, base.as_str(), now).map_err(manifest_error(url))?
+        let mpd = dash::parse_mpd(&text, base.as_str(), now).map_err(manifest_error(url))?;
+        fetcher.routes().install(&mpd.delivery);
+        (mpd, SteeringProtocol::Dash)
     } else {
         return Err(SessionError::NotAManifest {
             url: url.to_string(),
             start: trimmed.chars().take(40).collect(),
         });
     };
-    track_of(url, &presentation)
+    let mut track = track_of(url, &presentation)?;
+    track.steering = steering_start(&presentation.delivery, &base, protocol)?;
+    Ok(track)
 }
 
 async fn load_hls(
@@ -254,8 +289,9 @@ async fn load_hls(
             playlist_uri: Some(base.to_string()),
             segments: Vec::new(),
         }];
-        (only, media::Delivery::default())
+        (only, Delivery::default())
     };
+    fetcher.routes().install(&delivery);
     let (mut live, mut reload_s) = (false, f64::INFINITY);
     // Whether the live playlists carry EXT-X-PROGRAM-DATE-TIME.
     let mut dated = false;
@@ -389,6 +425,33 @@ mod tests {
             (Some(106), None)
         );
         assert_eq!(t.media_duration_from(106), f64::INFINITY);
+    }
+
+    #[test]
+    fn the_steering_uri_resolves_against_the_manifest() {
+        let base = Url::parse("http://o.test/vod/s/master.m3u8").unwrap();
+        let with = |uri: &str| Delivery {
+            pathways: Vec::new(),
+            steering: Some(media::SteeringServer {
+                uri: uri.into(),
+                default_pathway: None,
+                query_before_start: false,
+            }),
+        };
+        for (uri, want) in [
+            (
+                "/steering/hls?start=1",
+                "http://o.test/steering/hls?start=1",
+            ),
+            ("steer.json", "http://o.test/vod/s/steer.json"),
+            ("https://s.test/x", "https://s.test/x"),
+        ] {
+            let start = steering_start(&with(uri), &base, SteeringProtocol::Hls).unwrap();
+            assert_eq!(start.unwrap().url.as_str(), want, "{uri}");
+        }
+        let none = steering_start(&Delivery::default(), &base, SteeringProtocol::Dash);
+        assert_eq!(none.unwrap(), None);
+        assert!(steering_start(&with("http://[bad"), &base, SteeringProtocol::Hls).is_err());
     }
 
     #[test]

@@ -26,6 +26,13 @@
 //!   retried with capped, jittered exponential backoff, one rendition lower when the error
 //!   is permanent (a 4xx); after `retries` failures of one segment the session ends with
 //!   the error in its report. Every wait is bounded by the idle timeout or the deadline.
+//! - **Pathways** ([`pathway`], [`steering`]): a presentation offered over several
+//!   pathways is fetched over the one its steering server puts first (asked before the
+//!   first segment, then every TTL, beside the downloads); a request that fails on a
+//!   pathway moves at once to the next, without using a retry, and the failed pathway
+//!   goes last for `pathway_penalty`. A silent host is found out by the connect
+//!   timeout, and on open connections by TCP keepalive and `TCP_USER_TIMEOUT`
+//!   ([`http_client_with`]).
 
 pub mod abandon;
 pub mod cache_status;
@@ -33,6 +40,8 @@ pub mod clock;
 pub mod cmcd;
 pub mod fetch;
 pub mod manifest;
+pub mod pathway;
+pub mod steering;
 pub mod summary;
 
 use std::time::Duration;
@@ -50,7 +59,13 @@ use clock::{PlayState, Playback};
 use cmcd::{Cmcd, ObjectType};
 use fetch::{ErrorKind, FetchError, Fetcher, Outcome};
 use manifest::{Track, TrackSegment};
+use pathway::Routes;
+use steering::SteeringClient;
 use summary::{PlaybackFigures, SegmentLog, Summary, summarise};
+
+/// Connect timeout of [`http_client`], and the default of `player`'s `--connect-timeout`:
+/// a loopback or LAN peer answers a SYN in milliseconds, a far CDN in a few hundred.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How a session plays.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +89,11 @@ pub struct SessionConfig {
     pub retries: u32,
     /// A request that receives nothing for this long fails.
     pub idle_timeout: Duration,
+    /// A connection not made within this fails (the HTTP client's setting: build the
+    /// client with [`http_client_with`]).
+    pub connect_timeout: Duration,
+    /// How long a pathway that failed a request stays at the end of the order.
+    pub pathway_penalty: Duration,
     pub link: LinkModel,
     /// Live: segments behind the newest one to start at, and to keep (the hold-back).
     pub live_delay_segments: u64,
@@ -93,6 +113,8 @@ impl SessionConfig {
             cmcd: false,
             retries: 3,
             idle_timeout: Duration::from_secs(10),
+            connect_timeout: CONNECT_TIMEOUT,
+            pathway_penalty: Duration::from_secs(30),
             link: LinkModel::default(),
             live_delay_segments: manifest::LIVE_DELAY_SEGMENTS,
         }
@@ -167,15 +189,31 @@ pub struct SessionReport {
     pub stalls: Vec<(f64, f64)>,
 }
 
+/// [`http_client_with`] the default [`CONNECT_TIMEOUT`].
+pub fn http_client(per_host: usize) -> reqwest::Result<Client> {
+    http_client_with(per_host, CONNECT_TIMEOUT)
+}
+
 /// An HTTP client for sessions: keep-alive pool of up to `per_host` idle connections
 /// per host (a browser keeps 6; the load tester shares one client among its sessions).
-pub fn http_client(per_host: usize) -> reqwest::Result<Client> {
-    Client::builder()
+///
+/// A peer that stops answering is found out in about two `connect_timeout`s, not the
+/// OS's minutes, so that the session can fail over: connecting is bounded by it; an open
+/// connection that goes quiet that long is probed (TCP keepalive), and one whose sent data
+/// (a request, a probe) stays unacknowledged for twice that is closed (`TCP_USER_TIMEOUT`,
+/// RFC 5482, on Linux). A slow server is not affected: its kernel still acknowledges.
+pub fn http_client_with(per_host: usize, connect_timeout: Duration) -> reqwest::Result<Client> {
+    let builder = Client::builder()
         .pool_max_idle_per_host(per_host)
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(connect_timeout)
+        .tcp_keepalive(connect_timeout)
+        .tcp_keepalive_interval(connect_timeout)
+        .tcp_keepalive_retries(2)
         .tcp_nodelay(true)
-        .user_agent(concat!("rivulet-player/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .user_agent(concat!("rivulet-player/", env!("CARGO_PKG_VERSION")));
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    let builder = builder.tcp_user_timeout(connect_timeout * 2);
+    builder.build()
 }
 
 /// Plays `config.url` until the end, the deadline, a fatal error or `stop`.
@@ -187,6 +225,7 @@ pub async fn run(
 ) -> Result<SessionReport, SessionError> {
     let mut abr = by_name(&config.abr)?;
     let t0 = Instant::now();
+    let routes = Routes::new(config.pathway_penalty.as_secs_f64());
     let mut session = Session {
         config,
         fetcher: Fetcher::new(
@@ -196,6 +235,7 @@ pub async fn run(
             config.idle_timeout,
             config.retries,
             observer,
+            &routes,
         ),
         observer,
         t0,
@@ -299,11 +339,12 @@ impl Session<'_> {
         .apply(url)
     }
 
-    async fn play(&mut self, abr: &mut dyn Abr) -> Result<End, Fatal> {
-        let sid = self.sid.clone();
-        let cmcd = self.config.cmcd;
-        let manifest_url = |url: &Url| {
-            if !cmcd {
+    /// Loads the manifest at `config.url` (again, for live), each request with CMCD when
+    /// asked for.
+    async fn load(&mut self) -> Result<Track, SessionError> {
+        let (config, sid) = (self.config, self.sid.clone());
+        let with_cmcd = |url: &Url| {
+            if !config.cmcd {
                 return url.clone();
             }
             Cmcd {
@@ -318,9 +359,27 @@ impl Session<'_> {
             }
             .apply(url)
         };
-        let mut track = manifest::load(&mut self.fetcher, &self.config.url, &manifest_url)
-            .await
-            .map_err(Fatal::Start)?;
+        manifest::load(&mut self.fetcher, &config.url, &with_cmcd).await
+    }
+
+    async fn play(&mut self, abr: &mut dyn Abr) -> Result<End, Fatal> {
+        let mut track = self.load().await.map_err(Fatal::Start)?;
+        let Some(start) = track.steering.take() else {
+            return self.play_track(track, abr).await;
+        };
+        let (client, routes) = (self.fetcher.client(), self.fetcher.routes());
+        let mut steering = SteeringClient::new(client, routes, start, self.t0);
+        // Before the first segment (DASH `@queryBeforeStart`, and HLS alike): the first
+        // request already goes where the server wants. Start-up waits for it.
+        steering.fetch().await;
+        tokio::select! {
+            r = self.play_track(track, abr) => r,
+            never = steering.keep_fresh() => match never {},
+        }
+    }
+
+    /// Plays `track` from its start segment to its end (reloading it when live).
+    async fn play_track(&mut self, mut track: Track, abr: &mut dyn Abr) -> Result<End, Fatal> {
         let Some(mut number) = track.start_number(self.config.live_delay_segments) else {
             return Err(Fatal::Start(SessionError::NoVideo(
                 self.config.url.to_string(),
@@ -343,9 +402,7 @@ impl Session<'_> {
                 // Live: segment `number` is not out yet. Reload until it is; a session
                 // that fell out of the window jumps back to the live delay.
                 sleep(Duration::from_secs_f64(reload_s)).await;
-                track = manifest::load(&mut self.fetcher, &self.config.url, &manifest_url)
-                    .await
-                    .map_err(Fatal::Reload)?;
+                track = self.load().await.map_err(Fatal::Reload)?;
                 if track.first_number().is_some_and(|first| number < first) {
                     tracing::warn!(number, "fell behind the live window: skipping ahead");
                     number = track
@@ -397,12 +454,18 @@ impl Session<'_> {
                 .await
                 .map_err(Fatal::Segment)?;
             quality = log.quality;
-            self.history.push(Download {
+            let download = Download {
                 quality,
                 bytes: log.bytes,
                 duration_ms: log.download_ms,
                 ttfb_ms: Some(log.ttfb_ms),
-            });
+            };
+            // The steering server hears the throughput CMCD reports as `mtp`.
+            let bps = download.transfer_bps();
+            if bps.is_finite() {
+                self.fetcher.routes().set_throughput(bps as u64);
+            }
+            self.history.push(download);
             self.observer.segment(&log);
             self.logs.push(log);
             number += 1;
@@ -487,6 +550,8 @@ impl Session<'_> {
                         retries,
                         abandoned,
                         live_latency_s,
+                        pathway: f.pathway,
+                        failovers: f.failovers,
                     });
                 }
                 Ok(Outcome::Abandoned { to }) => {
@@ -623,8 +688,12 @@ impl Session<'_> {
             played_s: self.playback.position(),
             stalls: self.playback.stalls(),
             stalled_s: self.playback.stalled_s(),
+            longest_stall_s: self.playback.longest_stall_s(),
         };
-        let summary = summarise(&self.logs, &figures, &self.fetcher.counters, self.now_s());
+        let mut counters = self.fetcher.counters.clone();
+        (counters.steering_fetches, counters.steering_errors) =
+            self.fetcher.routes().steering_counts();
+        let summary = summarise(&self.logs, &figures, &counters, self.now_s());
         SessionReport {
             url: self.config.url.to_string(),
             abr: self.config.abr.clone(),

@@ -1,6 +1,6 @@
 //! What a session measured, segment by segment, and the summary computed from it:
-//! start-up delay, rebuffering, bitrate, switches, QoE_lin (`shared/abr/README.md`), bytes
-//! and the cache hit ratio. Pure functions over the logs.
+//! start-up delay, rebuffering, bitrate, switches, QoE_lin (`shared/abr/README.md`), bytes,
+//! the cache hit ratio, and traffic by pathway. Pure functions over the logs.
 
 use std::collections::BTreeMap;
 
@@ -51,6 +51,21 @@ pub struct SegmentLog {
     /// clock on the presentation's timeline) when this segment arrived, s.
     #[serde(default)]
     pub live_latency_s: Option<f64>,
+    /// The pathway it came over, when the presentation has several.
+    #[serde(default)]
+    pub pathway: Option<String>,
+    /// Pathways its successful request failed on first (each left at once for the next).
+    #[serde(default)]
+    pub failovers: u32,
+}
+
+/// Traffic over one pathway.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathwayCounters {
+    /// Requests sent over it, failed ones included.
+    pub requests: u64,
+    /// Body bytes received over it, abandoned and failed downloads included.
+    pub bytes: u64,
 }
 
 /// Counts a session keeps beside its segment logs.
@@ -67,6 +82,39 @@ pub struct Counters {
     pub errors: BTreeMap<ErrorKind, u64>,
     /// Downloads abandoned for a lower rendition.
     pub abandoned: u64,
+    /// Traffic by pathway id (empty when the presentation has one delivery path).
+    #[serde(default)]
+    pub pathways: BTreeMap<String, PathwayCounters>,
+    /// Requests moved to another pathway after failing on one.
+    #[serde(default)]
+    pub failovers: u64,
+    /// Steering manifest requests, and those that failed (not in `requests`/`errors`).
+    #[serde(default)]
+    pub steering_fetches: u64,
+    #[serde(default)]
+    pub steering_errors: u64,
+}
+
+impl Counters {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Self) {
+        self.requests += other.requests;
+        self.bytes += other.bytes;
+        self.cache_lookups += other.cache_lookups;
+        self.cache_hits += other.cache_hits;
+        self.abandoned += other.abandoned;
+        for (kind, n) in &other.errors {
+            *self.errors.entry(*kind).or_default() += n;
+        }
+        for (id, c) in &other.pathways {
+            let total = self.pathways.entry(id.clone()).or_default();
+            total.requests += c.requests;
+            total.bytes += c.bytes;
+        }
+        self.failovers += other.failovers;
+        self.steering_fetches += other.steering_fetches;
+        self.steering_errors += other.steering_errors;
+    }
 }
 
 /// A session's figures.
@@ -79,9 +127,12 @@ pub struct Summary {
     pub startup_delay_s: Option<f64>,
     /// Media played, s.
     pub played_s: f64,
-    /// Rebuffering events and their total length, s (start-up excluded).
+    /// Rebuffering events, their total length and the longest one, s (start-up
+    /// excluded).
     pub rebuffer_count: usize,
     pub rebuffer_s: f64,
+    #[serde(default)]
+    pub max_stall_s: f64,
     /// `rebuffer_s / (played_s + rebuffer_s)`.
     pub rebuffer_ratio: f64,
     /// Media segments fetched.
@@ -125,8 +176,8 @@ impl Summary {
             (
                 "rebuffering",
                 format!(
-                    "{} events, {:.3} s, ratio {:.4}",
-                    self.rebuffer_count, self.rebuffer_s, self.rebuffer_ratio
+                    "{} events, {:.3} s (longest {:.3} s), ratio {:.4}",
+                    self.rebuffer_count, self.rebuffer_s, self.max_stall_s, self.rebuffer_ratio
                 ),
             ),
             (
@@ -175,6 +226,7 @@ impl Summary {
                         )
                     }),
             ),
+            ("pathways", pathways_text(&self.counters)),
             (
                 "errors",
                 format!(
@@ -194,6 +246,26 @@ impl Summary {
     }
 }
 
+/// Traffic by pathway, failovers and steering fetches on one line; `-` with one
+/// delivery path.
+pub fn pathways_text(c: &Counters) -> String {
+    if c.pathways.is_empty() && c.steering_fetches == 0 {
+        return "- (one delivery path)".to_owned();
+    }
+    let each: Vec<String> = c
+        .pathways
+        .iter()
+        .map(|(id, p)| format!("{id} {} req {:.2} MB", p.requests, p.bytes as f64 / 1e6))
+        .collect();
+    format!(
+        "{}; {} failovers; {} steering fetches ({} failed)",
+        each.join(", "),
+        c.failovers,
+        c.steering_fetches,
+        c.steering_errors
+    )
+}
+
 /// Playback figures the summary needs, read off the clock at the end.
 #[derive(Debug, Clone, Copy)]
 pub struct PlaybackFigures<'a> {
@@ -201,6 +273,8 @@ pub struct PlaybackFigures<'a> {
     pub played_s: f64,
     pub stalls: &'a [Stall],
     pub stalled_s: f64,
+    /// The longest single stall, s.
+    pub longest_stall_s: f64,
 }
 
 /// Computes the summary of a session.
@@ -236,6 +310,7 @@ pub fn summarise(
         played_s: playback.played_s,
         rebuffer_count: playback.stalls.len(),
         rebuffer_s,
+        max_stall_s: playback.longest_stall_s,
         rebuffer_ratio: if watched > 0.0 {
             rebuffer_s / watched
         } else {
@@ -288,6 +363,8 @@ pub(crate) mod tests {
             retries: 0,
             abandoned: 0,
             live_latency_s: None,
+            pathway: None,
+            failovers: 0,
         }
     }
 
@@ -319,14 +396,15 @@ pub(crate) mod tests {
     }
 
     fn figures(stalls: &[Stall], played_s: f64) -> PlaybackFigures<'_> {
+        let lengths = stalls
+            .iter()
+            .map(|s| s.end_s.unwrap_or(s.start_s) - s.start_s);
         PlaybackFigures {
             started_at_s: Some(0.5),
             played_s,
             stalls,
-            stalled_s: stalls
-                .iter()
-                .map(|s| s.end_s.unwrap_or(s.start_s) - s.start_s)
-                .sum(),
+            stalled_s: lengths.clone().sum(),
+            longest_stall_s: lengths.fold(0.0, f64::max),
         }
     }
 
@@ -383,9 +461,39 @@ pub(crate) mod tests {
         };
         let s = summarise(&[seg(0, 0)], &figures(&stall, 8.0), &counters, 10.0);
         assert!((s.rebuffer_ratio - 0.2).abs() < 1e-12);
+        assert_eq!(s.max_stall_s, 2.0);
         assert_eq!(s.cache_hit_ratio, Some(0.75));
         let none = summarise(&[], &figures(&[], 0.0), &Counters::default(), 0.0);
         assert_eq!(none.cache_hit_ratio, None);
         assert_eq!(none.rebuffer_ratio, 0.0);
+    }
+
+    #[test]
+    fn counters_add_up_by_pathway() {
+        let one = |id: &str, requests, bytes| Counters {
+            requests,
+            bytes,
+            pathways: [(id.to_owned(), PathwayCounters { requests, bytes })].into(),
+            failovers: 1,
+            steering_fetches: 2,
+            ..Counters::default()
+        };
+        let mut total = one("a", 3, 100);
+        total.add(&one("b", 2, 50));
+        total.add(&one("a", 1, 10));
+        assert_eq!((total.requests, total.bytes, total.failovers), (6, 160, 3));
+        assert_eq!(
+            total.pathways["a"],
+            PathwayCounters {
+                requests: 4,
+                bytes: 110
+            }
+        );
+        assert_eq!(total.pathways["b"].bytes, 50);
+        assert_eq!(
+            pathways_text(&total),
+            "a 4 req 0.00 MB, b 2 req 0.00 MB; 3 failovers; 6 steering fetches (0 failed)"
+        );
+        assert_eq!(pathways_text(&Counters::default()), "- (one delivery path)");
     }
 }
