@@ -1,11 +1,15 @@
 //! Shared pieces of the end-to-end tests in `tests/tests/`: a small sample library, and the
 //! real origin and edge started on `127.0.0.1:0` inside the test process.
 
+pub mod netns;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use origin::live::{LiveChannels, LiveConfig};
+use origin::steering::{EdgeTarget, SteeringConfig};
 use origin::store::StoreLimits;
 use origin::{AppState, OriginConfig};
 
@@ -55,26 +59,54 @@ pub async fn start_live_origin(library: &Path, live: &LiveConfig) -> std::io::Re
     };
     let state = AppState::new(&config);
     let channels = LiveChannels::load(state.library(), live).map_err(std::io::Error::other)?;
+    serve_origin(state.with_live(channels)).await
+}
+
+/// Starts an origin over `library` (no live channel) that steers players to `edges`
+/// (`(name, address)`, the first the manifests' default pathway) with steering manifests
+/// valid `ttl`, probing each edge's `/.edge/status` every 200 ms. The edges may front
+/// another origin over the same library: the content is the same.
+pub async fn start_steered_origin(
+    library: &Path,
+    edges: &[(&str, SocketAddr)],
+    ttl: Duration,
+) -> std::io::Result<SocketAddr> {
+    let config = OriginConfig {
+        library: library.to_path_buf(),
+        web_libs: None,
+        store: StoreLimits::default(),
+    };
+    let edges = edges
+        .iter()
+        .map(|(name, addr)| EdgeTarget::new(name, &format!("http://{addr}")))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(std::io::Error::other)?;
+    let steering = SteeringConfig {
+        ttl,
+        probe_interval: Duration::from_millis(200),
+        ..SteeringConfig::new(edges)
+    };
+    let state = AppState::new(&config)
+        .with_steering(steering)
+        .map_err(std::io::Error::other)?;
+    serve_origin(state).await
+}
+
+/// Serves `state` on 127.0.0.1:0 for the rest of the test's runtime.
+async fn serve_origin(state: AppState) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let app = origin::router(state.with_live(channels));
-    tokio::spawn(origin::serve(listener, app, std::future::pending()));
+    tokio::spawn(origin::serve(
+        listener,
+        origin::router(state),
+        std::future::pending(),
+    ));
     Ok(addr)
 }
 
 /// Starts an edge named `name` in front of `upstream` on 127.0.0.1:0.
 pub async fn start_edge(upstream: SocketAddr, name: &str) -> std::io::Result<SocketAddr> {
-    let origin_url = format!("http://{upstream}")
-        .parse()
-        .map_err(std::io::Error::other)?;
-    let mut config = edge::Config::new(origin_url);
-    config.name = Some(name.into());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    config.listen = addr;
-    let app = edge::router(edge::AppState::new(config.clone()).map_err(std::io::Error::other)?);
-    tokio::spawn(async move { edge::serve(listener, app, &config, std::future::pending()).await });
-    Ok(addr)
+    start_stoppable_edge(upstream, name, std::future::pending()).await
 }
 
 /// Sums a counter of a Prometheus / OpenMetrics text over the series whose labels contain
@@ -129,4 +161,25 @@ pub fn ffprobe_video_frames(url: &str) -> Result<Vec<u64>, String> {
                 .ok_or_else(|| format!("no frame count in {s}"))
         })
         .collect()
+}
+
+/// Starts an edge named `name` in front of `upstream` on 127.0.0.1:0 that stops when
+/// `shutdown` completes, as an operator stopping it would: it accepts no more connections
+/// and closes the idle ones.
+pub async fn start_stoppable_edge(
+    upstream: SocketAddr,
+    name: &str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<SocketAddr> {
+    let origin_url = format!("http://{upstream}")
+        .parse()
+        .map_err(std::io::Error::other)?;
+    let mut config = edge::Config::new(origin_url);
+    config.name = Some(name.into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    config.listen = addr;
+    let app = edge::router(edge::AppState::new(config.clone()).map_err(std::io::Error::other)?);
+    tokio::spawn(async move { edge::serve(listener, app, &config, shutdown).await });
+    Ok(addr)
 }
