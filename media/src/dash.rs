@@ -599,26 +599,12 @@ fn template_segments(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::model::tests::sample_presentation;
+    use crate::model::tests::{sample_presentation, two_edges};
 
     #[test]
     fn service_locations_and_steering_round_trip() {
         let mut p = sample_presentation();
-        p.delivery = Delivery {
-            pathways: ["edge-1", "edge-2"]
-                .iter()
-                .enumerate()
-                .map(|(i, id)| Pathway {
-                    id: id.to_string(),
-                    base: format!("http://10.0.0.{}:8081/vod/sample/", i + 2),
-                })
-                .collect(),
-            steering: Some(SteeringServer {
-                uri: "/steering/dash?a=1&b=2".into(),
-                default_pathway: Some("edge-2".into()),
-                query_before_start: true,
-            }),
-        };
+        p.delivery = two_edges("/steering/dash?a=1&b=2", true);
         let text = write_static_mpd(&p).unwrap();
         assert!(
             text.contains(

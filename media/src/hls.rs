@@ -486,7 +486,7 @@ pub fn parse_media_playlist(text: &str, base: &str) -> Result<MediaPlaylistInfo>
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::model::tests::sample_presentation;
+    use crate::model::tests::{sample_presentation, two_edges};
 
     #[test]
     fn multivariant_has_the_required_attributes() {
@@ -583,29 +583,11 @@ https://cdn.test/v1/prog_index.m3u8\n\
         );
     }
 
-    fn steered(p: &mut Presentation) {
-        p.delivery = Delivery {
-            pathways: ["edge-1", "edge-2"]
-                .iter()
-                .enumerate()
-                .map(|(i, id)| Pathway {
-                    id: id.to_string(),
-                    base: format!("http://10.0.0.{}:8081/vod/sample/", i + 2),
-                })
-                .collect(),
-            steering: Some(SteeringServer {
-                uri: "/steering/hls".into(),
-                default_pathway: Some("edge-2".into()),
-                query_before_start: false,
-            }),
-        };
-    }
-
     #[test]
     fn pathways_round_trip_through_the_model() {
         let mut p = sample_presentation();
         p.renditions.push(crate::model::tests::audio_rendition());
-        steered(&mut p);
+        p.delivery = two_edges("/steering/hls", false);
         let master = write_multivariant(&p).unwrap();
         assert!(
             master.contains(

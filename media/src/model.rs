@@ -176,6 +176,26 @@ pub(crate) mod tests {
     use super::*;
     use crate::Codec;
 
+    /// Two pathways, `edge-1` (10.0.0.2) and `edge-2` (10.0.0.3, the default), serving
+    /// `/vod/sample/`, steered by `steering_uri`.
+    pub(crate) fn two_edges(steering_uri: &str, query_before_start: bool) -> Delivery {
+        Delivery {
+            pathways: ["edge-1", "edge-2"]
+                .iter()
+                .enumerate()
+                .map(|(i, id)| crate::Pathway {
+                    id: id.to_string(),
+                    base: format!("http://10.0.0.{}:8081/vod/sample/", i + 2),
+                })
+                .collect(),
+            steering: Some(crate::SteeringServer {
+                uri: steering_uri.into(),
+                default_pathway: Some("edge-2".into()),
+                query_before_start,
+            }),
+        }
+    }
+
     /// An AAC audio rendition laid out as `media` writes it.
     pub(crate) fn audio_rendition() -> Rendition {
         let mut r = rendition(&[32_000, 32_000, 32_000]);
