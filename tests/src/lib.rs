@@ -1,6 +1,7 @@
 //! Shared pieces of the end-to-end tests in `tests/tests/`: a small sample library, and the
 //! real origin and edge started on `127.0.0.1:0` inside the test process.
 
+pub mod foreign;
 pub mod netns;
 
 use std::net::SocketAddr;
@@ -119,16 +120,63 @@ pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
+/// The longest any reference tool (ffmpeg, ffprobe) may run in a test: some of their
+/// readers loop forever on inputs they do not understand, and a test must end by itself.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs `command` to completion with its output captured, killing it after
+/// [`TOOL_TIMEOUT`].
+pub fn run_bounded(command: &mut Command) -> Result<std::process::Output, String> {
+    let name = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {name} (the test command installs it): {e}"))?;
+    // Drained on their own threads so a chatty tool never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if started.elapsed() > TOOL_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{name} still running after {TOOL_TIMEOUT:?}: killed"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
 /// Decodes every stream of `url` with ffmpeg (Debian's, installed by the test command):
 /// `Ok` only when ffmpeg succeeds and prints nothing at `-v error`. `extra` goes before
 /// `-i` (e.g. `-t 10` to read a live stream for ten seconds).
 pub fn ffmpeg_decode(url: &str, extra: &[&str]) -> Result<(), String> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error"])
-        .args(extra)
-        .args(["-i", url, "-map", "0", "-f", "null", "-"])
-        .output()
-        .map_err(|e| format!("cannot run ffmpeg (the test command installs it): {e}"))?;
+    let out = run_bounded(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error"])
+            .args(extra)
+            .args(["-i", url, "-map", "0", "-f", "null", "-"]),
+    )?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() && stderr.trim().is_empty() {
         Ok(())
@@ -139,11 +187,11 @@ pub fn ffmpeg_decode(url: &str, extra: &[&str]) -> Result<(), String> {
 
 /// Counts the frames of each video stream of `url` with ffprobe.
 pub fn ffprobe_video_frames(url: &str) -> Result<Vec<u64>, String> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v"])
-        .args(["-show_entries", "stream=nb_read_frames", "-of", "json", url])
-        .output()
-        .map_err(|e| format!("cannot run ffprobe: {e}"))?;
+    let out = run_bounded(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "v"])
+            .args(["-show_entries", "stream=nb_read_frames", "-of", "json", url]),
+    )?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
