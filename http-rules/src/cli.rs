@@ -77,7 +77,8 @@ pub fn parse_size(s: &str) -> Result<u64, CliError> {
         }
     };
     let bytes = number * scale as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+    // `u64::MAX as f64` rounds up to 2^64, which itself does not fit.
+    if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
         return Err(refuse(format!("size out of range: {text:?}")));
     }
     Ok(bytes as u64)
@@ -215,7 +216,16 @@ mod tests {
         for (s, want) in ok {
             assert_eq!(parse_size(s), Ok(want), "{s}");
         }
-        for bad in ["", "MiB", "12XB", "-1", "1e999GB"] {
+        // 2^64 bytes, which the old bound let through as u64::MAX.
+        for bad in [
+            "",
+            "MiB",
+            "12XB",
+            "-1",
+            "1e999GB",
+            "16777216TiB",
+            "18446744073709551616",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad:?} accepted");
         }
     }
