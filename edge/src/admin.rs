@@ -6,15 +6,16 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
-
-use serde::Serialize;
+use http_rules::edge_status::{EdgeStatus, HealthStatus, LoadStatus, PeerStatus, UpstreamStatus};
 
 use crate::health::HealthView;
 use crate::key::primary_key;
-use crate::proxy::{AppState, plain};
+use crate::metrics::StoreSize;
+use crate::respond::plain;
+use crate::state::AppState;
 
 /// Paths under this prefix are served by the edge itself, never proxied.
 pub const ADMIN_PREFIX: &str = "/.edge";
@@ -22,17 +23,25 @@ pub const ADMIN_PREFIX: &str = "/.edge";
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     // Bring moka's entry count and weighted size up to date before reading them.
     st.store.run_pending_tasks().await;
-    let body = st.metrics.render(
-        st.store.entry_count(),
-        st.store.weighted_size(),
-        &st.membership(),
-        st.draining(),
-    );
+    let store = StoreSize {
+        entries: st.store.entry_count(),
+        bytes: st.store.weighted_size(),
+    };
+    let Ok(body) = st.metrics.encode(store, &st.membership(), st.draining()) else {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed");
+    };
     (
-        [(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
+        [
+            // OpenMetrics text (counter families named without `_total`, a closing
+            // `# EOF`), which Prometheus reads under this type.
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            ),
+            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
         body,
     )
         .into_response()
@@ -48,77 +57,25 @@ pub async fn healthz(State(st): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// `GET /.edge/status`: the JSON the origin polls to steer players between edges.
-/// The field names are a contract (see the README); fields may be added, never
-/// renamed or removed.
-#[derive(Debug, Serialize)]
-pub struct Status {
-    pub name: String,
-    /// False while draining, or when neither an upstream nor another peer is healthy.
-    pub healthy: bool,
-    pub draining: bool,
-    pub uptime_s: f64,
-    pub load: LoadStatus,
-    pub peers: Vec<PeerStatus>,
-    pub upstreams: Vec<UpstreamStatus>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct LoadStatus {
-    /// Client (proxy) requests being served now, bodies included.
-    pub in_flight: u64,
-    pub requests_per_s: f64,
-    pub bytes_out_per_s: f64,
-    pub cache_entries: u64,
-    pub cache_bytes: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct PeerStatus {
-    pub name: String,
-    pub url: String,
-    #[serde(rename = "self")]
-    pub is_self: bool,
-    #[serde(flatten)]
-    pub health: HealthStatus,
-}
-
-#[derive(Debug, Serialize)]
-pub struct UpstreamStatus {
-    pub url: String,
-    #[serde(flatten)]
-    pub health: HealthStatus,
-}
-
-#[derive(Debug, Serialize)]
-pub struct HealthStatus {
-    pub healthy: bool,
-    pub consecutive_successes: u32,
-    pub consecutive_failures: u32,
-    /// Round-trip time of the last check in milliseconds; 0 before the first one.
-    pub last_check_ms: f64,
-    /// Why the last check or request failed; null after a success.
-    pub last_error: Option<String>,
-}
-
-impl From<HealthView> for HealthStatus {
-    fn from(v: HealthView) -> Self {
-        HealthStatus {
-            healthy: v.state.healthy,
-            consecutive_successes: v.state.successes,
-            consecutive_failures: v.state.failures,
-            last_check_ms: v.last_check_ms,
-            last_error: v.last_error,
-        }
+/// A target's health as `/.edge/status` reports it.
+fn health_status(v: HealthView) -> HealthStatus {
+    HealthStatus {
+        healthy: v.state.healthy,
+        consecutive_successes: v.state.successes,
+        consecutive_failures: v.state.failures,
+        last_check_ms: v.last_check_ms,
+        last_error: v.last_error,
     }
 }
 
-pub async fn status(State(st): State<Arc<AppState>>) -> Json<Status> {
+/// `GET /.edge/status`: the JSON the origin polls to steer players between edges
+/// (its schema is [`EdgeStatus`], shared with the origin).
+pub async fn status(State(st): State<Arc<AppState>>) -> Json<EdgeStatus> {
     st.store.run_pending_tasks().await;
     let m = st.membership();
     let draining = st.draining();
     let rates = st.load.rates();
-    Json(Status {
+    Json(EdgeStatus {
         name: st.name.clone(),
         healthy: !draining && m.can_serve(),
         draining,
@@ -137,7 +94,7 @@ pub async fn status(State(st): State<Arc<AppState>>) -> Json<Status> {
                 name: p.name.clone(),
                 url: p.url.to_string(),
                 is_self: p.is_self,
-                health: view.into(),
+                health: health_status(view),
             })
             .collect(),
         upstreams: m
@@ -145,7 +102,7 @@ pub async fn status(State(st): State<Arc<AppState>>) -> Json<Status> {
             .iter()
             .map(|u| UpstreamStatus {
                 url: u.url.to_string(),
-                health: u.health.view().into(),
+                health: health_status(u.health.view()),
             })
             .collect(),
     })

@@ -3,16 +3,16 @@
 //! the upstreams in priority order). Replaced as a whole on SIGHUP.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use http::{HeaderMap, StatusCode};
+use http_rules::cache_status;
+use prometheus_client::metrics::counter::Counter;
 use tracing::{info, warn};
 
 use crate::health::{Health, HealthParams, HealthView, Transition};
 use crate::hrw;
-use crate::metrics::{Counter, Metrics};
-use crate::proxy::AppState;
 use crate::settings::Settings;
 
 /// What a target is to this edge.
@@ -86,15 +86,6 @@ impl Target {
 pub enum Hop {
     Peer,
     Upstream,
-}
-
-impl Hop {
-    pub fn bytes_counter(self, m: &Metrics) -> &Counter {
-        match self {
-            Hop::Peer => &m.bytes_from_peers,
-            Hop::Upstream => &m.bytes_from_upstream,
-        }
-    }
 }
 
 /// One configuration's peers and upstreams.
@@ -244,48 +235,30 @@ impl Membership {
 /// What a peer answers on, like `/.edge/healthz` of this crate's admin routes.
 pub const PEER_HEALTH_PATH: &str = "/.edge/healthz";
 
-/// Probes every peer and upstream once per interval, concurrently, each bounded by
-/// the timeout; a 2xx is a success. Runs until the edge is dropped; a reload takes
-/// effect at the next round.
-pub async fn run_checks(state: Weak<AppState>) {
-    loop {
-        let Some(st) = state.upgrade() else { return };
-        let (m, client) = (st.membership(), st.client.clone());
-        drop(st);
-        let started = Instant::now();
-        let checks = m.checks().map(|(t, url)| check(&client, t, url, &m.health));
-        futures::future::join_all(checks).await;
-        tokio::time::sleep(m.health.interval.saturating_sub(started.elapsed())).await;
-    }
-}
+/// The membership in force, shared by the request path and the health checks, and
+/// replaced whole on reload, so that one request sees one version.
+#[derive(Debug)]
+pub struct Members(RwLock<Arc<Membership>>);
 
-async fn check(client: &reqwest::Client, target: &Target, url: String, p: &HealthParams) {
-    let started = Instant::now();
-    let probe = async {
-        let r = client.get(&url).send().await?;
-        let status = r.status();
-        // Reading the body lets the connection go back to the pool.
-        r.bytes().await?;
-        Ok::<_, reqwest::Error>(status)
-    };
-    let error = match tokio::time::timeout(p.timeout, probe).await {
-        Ok(Ok(s)) if s.is_success() => None,
-        Ok(Ok(s)) => Some(format!("GET {url} answered {s}")),
-        Ok(Err(e)) => Some(error_chain(&e)),
-        Err(_) => Some(format!("GET {url}: no answer within {:?}", p.timeout)),
-    };
-    target.observe(error, Some(started.elapsed()), p);
-}
-
-/// An error and its causes on one line (reqwest's own message omits the cause).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let _ = write!(s, ": {c}");
-        cause = c.source();
+impl Members {
+    pub fn new(m: Membership) -> Self {
+        Self(RwLock::new(Arc::new(m)))
     }
-    s
+
+    pub fn current(&self) -> Arc<Membership> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the membership by `next(current)`, atomically.
+    pub fn replace(&self, next: impl FnOnce(&Membership) -> Membership) -> Arc<Membership> {
+        let mut current = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let next = Arc::new(next(&current));
+        *current = next.clone();
+        next
+    }
 }
 
 /// Upstream indices in the order to try them: the healthy ones in priority order,
@@ -307,17 +280,15 @@ pub fn peer_failed(status: StatusCode, headers: &HeaderMap, peer: &str) -> bool 
     if !status.is_server_error() {
         return false;
     }
-    let last = headers
-        .get_all("cache-status")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .next_back();
-    let relayed = last.is_some_and(|member| {
-        let mut params = member.split(';').map(str::trim);
-        params.next() == Some(peer) && params.any(|p| p.starts_with("fwd-status="))
-    });
+    let members = cache_status::parse(
+        headers
+            .get_all("cache-status")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    let relayed = members
+        .last()
+        .is_some_and(|last| last.cache == peer && last.fwd_status.is_some());
     !relayed
 }
 
@@ -327,7 +298,6 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
-    use crate::config::PeerSpec;
 
     fn settings(peers: &[&str]) -> Settings {
         Settings {
@@ -335,10 +305,7 @@ mod tests {
             upstream_health_path: "/healthz".into(),
             peers: peers
                 .iter()
-                .map(|n| PeerSpec {
-                    name: (*n).into(),
-                    url: format!("http://{n}:8081/").parse().unwrap(),
-                })
+                .map(|n| format!("{n}=http://{n}:8081/").parse().unwrap())
                 .collect(),
             health: HealthParams::default(),
         }
@@ -389,6 +356,13 @@ mod tests {
                 true,
             ),
             (500, cs("other; fwd=miss; fwd-status=500"), true),
+            // RFC 9211 §2 / RFC 8941: a quoted comma does not end the member (the old
+            // naive split read `y"` as the last cache and called a relayed 503 a failure).
+            (
+                503,
+                cs("e2; fwd=miss; detail=\"x, y\"; fwd-status=503"),
+                false,
+            ),
         ];
         for (status, headers, want) in table {
             let s = StatusCode::from_u16(status).unwrap();

@@ -2,9 +2,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Parser;
+use http_rules::cli::{
+    MAX_NAME_LEN, NamedUrl, parse_base_url, parse_duration, parse_name, parse_size,
+};
+use http_rules::{SharedClock, SystemClock};
 
 /// Rivulet edge: an RFC 9111 caching reverse proxy.
 #[derive(Debug, Clone, Parser)]
@@ -23,8 +28,8 @@ pub struct Config {
 
     /// Peer edges sharing one cache by rendezvous hashing, comma-separated `NAME=URL`
     /// entries: the same list on every edge, each finding itself by its --name.
-    #[arg(long, env = "EDGE_PEERS", value_delimiter = ',', value_parser = parse_peer)]
-    pub peers: Vec<PeerSpec>,
+    #[arg(long, env = "EDGE_PEERS", value_delimiter = ',', value_parser = NamedUrl::from_str)]
+    pub peers: Vec<NamedUrl>,
 
     /// Path probed on each upstream by the health checks [default: /healthz].
     #[arg(long, env = "EDGE_UPSTREAM_HEALTH_PATH")]
@@ -63,9 +68,10 @@ pub struct Config {
     #[arg(long, env = "EDGE_MAX_OBJECT_SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_object_size: u64,
 
-    /// Cache identifier in `Cache-Status` and `Via` (default: `<hostname>:<port>`);
-    /// an RFC 8941 token such as `edge-1` or `eu-west:8081`.
-    #[arg(long, env = "EDGE_NAME", value_parser = parse_token)]
+    /// Cache identifier in `Cache-Status`, `Via` and `--peers` (default:
+    /// `<hostname>-<port>`): a letter, then letters, digits, `.`, `-` or `_`, such as
+    /// `edge-1` or `eu-west-8081`.
+    #[arg(long, env = "EDGE_NAME", value_parser = parse_name)]
     pub name: Option<String>,
 
     /// Bearer token required by PURGE; PURGE is refused when unset.
@@ -108,6 +114,11 @@ pub struct Config {
     /// Largest request head accepted; larger gets 431.
     #[arg(long, env = "EDGE_MAX_HEADER_SIZE", default_value = "32KiB", value_parser = parse_size)]
     pub max_header_size: u64,
+
+    /// Where the edge reads the time for every cache decision (freshness, `Age`, the
+    /// stale windows, the `Date` it adds): the system clock, or a test's manual clock.
+    #[arg(skip = SystemClock::shared())]
+    pub clock: SharedClock,
 }
 
 impl Config {
@@ -118,8 +129,9 @@ impl Config {
         c
     }
 
-    /// The cache identifier: `--name`, else `<hostname>:<port>`, shaped into an
-    /// RFC 8941 token as RFC 9211 §2 requires.
+    /// The cache identifier: `--name`, else `<hostname>-<port>`, shaped into the name
+    /// grammar of [`parse_name`] (which makes it an RFC 8941 token, as RFC 9211 §2 wants
+    /// of a cache identifier, and a valid peer name).
     pub fn node_name(&self) -> String {
         if let Some(name) = &self.name {
             return name.clone();
@@ -128,190 +140,89 @@ impl Config {
             .ok()
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_default();
-        let host: String = host
-            .trim()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        let host = if host.starts_with(|c: char| c.is_ascii_alphabetic()) {
-            host
-        } else {
-            format!("edge-{host}")
-        };
-        format!("{host}:{}", self.listen.port())
+        default_name(&host, self.listen.port())
     }
 }
 
-/// Accepts an RFC 8941 §3.3.4 token, the form RFC 9211 §2 gives a cache identifier
-/// (and one that fits in `Via`).
-pub fn parse_token(s: &str) -> Result<String, String> {
-    let mut chars = s.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '*');
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~:/".contains(c));
-    if first_ok && rest_ok {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "{s:?} is not a token: start with a letter, then letters, digits or !#$%&'*+-.^_`|~:/"
-        ))
+/// `<host>-<port>` as a name: other characters become `-`, a host not starting with a
+/// letter gets `edge-` in front, and a long host is cut so that the port always fits.
+fn default_name(host: &str, port: u16) -> String {
+    let mut name: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        name.insert_str(0, "edge-");
     }
-}
-
-/// One member of a peer list: the name it goes by (its `--name`) and its proxy URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerSpec {
-    pub name: String,
-    pub url: reqwest::Url,
-}
-
-/// Parses a `--peers` entry, `NAME=URL`.
-pub fn parse_peer(s: &str) -> Result<PeerSpec, String> {
-    let (name, url) = s
-        .split_once('=')
-        .ok_or_else(|| format!("peer {s:?} is not NAME=URL"))?;
-    Ok(PeerSpec {
-        name: parse_token(name.trim())?,
-        url: parse_base_url(url.trim())?,
-    })
-}
-
-/// Parses an upstream or peer base URL: `http` or `https` with a host.
-pub fn parse_base_url(s: &str) -> Result<reqwest::Url, String> {
-    let url: reqwest::Url = s.parse().map_err(|e| format!("{s:?} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
-        return Err(format!("{s:?} is not an http(s) URL with a host"));
-    }
-    Ok(url)
-}
-
-/// Parses a byte size: plain bytes, or a number with `K/M/G/T` (powers of 1000, with or
-/// without `B`) or `KiB/MiB/GiB/TiB` (powers of 1024). Case-insensitive.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let num: f64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "m" | "mb" => 1000_u64.pow(2),
-        "g" | "gb" => 1000_u64.pow(3),
-        "t" | "tb" => 1000_u64.pow(4),
-        "ki" | "kib" => 1 << 10,
-        "mi" | "mib" => 1 << 20,
-        "gi" | "gib" => 1 << 30,
-        "ti" | "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
-    };
-    let bytes = num * mult as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("size out of range: {s:?}"));
-    }
-    Ok(bytes as u64)
-}
-
-/// Parses a duration: seconds, or a number with `ms`, `s`, `m`, `h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
-        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
-        other => Err(format!("unknown duration unit {other:?} in {s:?}")),
-    }
+    let suffix = format!("-{port}");
+    // Only ASCII is left, so any byte index is a character boundary.
+    name.truncate(MAX_NAME_LEN - suffix.len());
+    name + &suffix
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn sizes() {
-        let ok = [
-            ("1024", 1024),
-            ("512MiB", 512 << 20),
-            ("2GB", 2_000_000_000),
-            ("2gb", 2_000_000_000),
-            ("1GiB", 1 << 30),
-            ("1.5KiB", 1536),
-            ("10k", 10_000),
-            ("7 B", 7),
-        ];
-        for (s, want) in ok {
-            assert_eq!(parse_size(s), Ok(want), "{s}");
-        }
-        for bad in [
-            "",
-            "MiB",
-            "12XB",
-            "-1",
-            "1e999GiB",
-            "99999999999999999999TiB",
-        ] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("edge").chain(args.iter().copied()))
     }
 
     #[test]
-    fn tokens() {
-        for ok in ["e1", "edge-1", "eu-west:8081", "host.example/1"] {
-            assert_eq!(parse_token(ok).as_deref(), Ok(ok));
-        }
-        for bad in ["", "1edge", "my edge", "a,b", "a;b", "\"q\""] {
-            assert!(parse_token(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn durations() {
-        let ok = [
-            ("5", 5_000),
-            ("5s", 5_000),
-            ("250ms", 250),
-            ("2m", 120_000),
-            ("1h", 3_600_000),
+    fn flags_use_the_shared_grammars() {
+        // (flag, value, accepted): the grammars are http_rules::cli's, tested there in
+        // full; these rows pin that every kind of flag goes through them.
+        let rows = [
+            ("--cache-size", "512MiB", true),
+            ("--cache-size", "1.5KiB", true),
+            ("--cache-size", "12XB", false),
+            ("--cache-size", "1e999GiB", false),
+            ("--cache-size", "99999999999999999999TiB", false),
+            ("--max-header-size", "-1", false),
+            ("--stale-if-error", "250ms", true),
+            ("--stale-if-error", "2m", true),
+            // One duration grammar for every Rivulet command (issue 13): decimals too.
+            ("--keep-stale", "1.5s", true),
+            ("--fill-timeout", "5d", false),
+            ("--health-interval", "", false),
+            ("--name", "edge-1", true),
+            ("--name", "eu-west-8081", true),
+            ("--name", "1edge", false),
+            ("--name", "my edge", false),
+            ("--name", "a,b", false),
+            ("--name", "a;b", false),
+            ("--name", "\"q\"", false),
+            // One name grammar for names and peers: a pathway ID has no `:` nor `/`.
+            ("--name", "eu-west:8081", false),
+            ("--peers", "edge-2=http://10.0.0.2:8081/", true),
+            ("--peers", "edge-2", false),
+            ("--peers", "=http://h/", false),
+            ("--peers", "2edge=http://h/", false),
+            ("--peers", "e=ftp://h/", false),
+            ("--peers", "e=h:80", false),
+            ("--peers", "e=", false),
+            ("--origin", "http://h:8080", true),
+            ("--origin", "file:///x", false),
+            ("--origin", "http://h/?q=1", false),
         ];
-        for (s, ms) in ok {
-            assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
-        }
-        for bad in ["", "s", "5d", "1.5s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+        for (flag, value, ok) in rows {
+            assert_eq!(parse(&[flag, value]).is_ok(), ok, "{flag} {value:?}");
         }
     }
 
     #[test]
     fn peers_and_urls() {
-        let p = parse_peer("edge-2=http://10.0.0.2:8081/").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(p.name, "edge-2");
-        assert_eq!(p.url.as_str(), "http://10.0.0.2:8081/");
-        for bad in [
-            "edge-2",
-            "=http://h/",
-            "2edge=http://h/",
-            "e=ftp://h/",
-            "e=h:80",
-            "e=",
-        ] {
-            assert!(parse_peer(bad).is_err(), "{bad}");
-        }
         let c = Config::parse_from([
             "edge",
             "--origin",
-            "http://a:1/,http://b:2/",
+            "http://a:1/,http://b:2",
             "--peers",
             "e1=http://h1:8081/, e2=http://h2:8081/",
         ]);
@@ -319,7 +230,7 @@ mod tests {
         assert_eq!(origins, ["http://a:1/", "http://b:2/"]);
         assert_eq!(c.peers.len(), 2);
         assert_eq!(c.peers[1].name, "e2");
-        assert!(Config::try_parse_from(["edge", "--origin", "file:///x"]).is_err());
+        assert_eq!(c.peers[1].url.as_str(), "http://h2:8081/");
     }
 
     #[test]
@@ -341,7 +252,28 @@ mod tests {
                 .parse()
                 .unwrap_or_else(|_| unreachable!()),
         );
-        assert!(d.node_name().ends_with(":8081"));
+        assert!(d.node_name().ends_with("-8081"), "{}", d.node_name());
+        assert_eq!(parse_name(&d.node_name()), Ok(d.node_name()));
         assert_eq!(d.cache_size, 1 << 30);
+        assert_eq!(d.stale_if_error, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn default_names_fit_the_name_grammar() {
+        let long = "h".repeat(100);
+        let rows = [
+            ("edge-host", 8081, "edge-host-8081".to_owned()),
+            ("web01.example.com\n", 80, "web01.example.com-80".to_owned()),
+            ("host_with:colon", 1, "host_with-colon-1".to_owned()),
+            ("10.0.0.1", 8081, "edge-10.0.0.1-8081".to_owned()),
+            ("", 8081, "edge--8081".to_owned()),
+            ("hôte", 8081, "h-te-8081".to_owned()),
+            (long.as_str(), 65535, format!("{}-65535", "h".repeat(58))),
+        ];
+        for (host, port, want) in rows {
+            let name = default_name(host, port);
+            assert_eq!(name, want, "{host:?}");
+            assert_eq!(parse_name(&name), Ok(name.clone()), "{host:?}");
+        }
     }
 }

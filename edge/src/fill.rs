@@ -317,17 +317,19 @@ mod tests {
     #[tokio::test]
     async fn waiters_stream_slices_while_filling() {
         let fill = Fill::new(HeaderMap::new());
-        let f2 = fill.clone();
-        let full = tokio::spawn(async move { collect(&f2, 0, u64::MAX).await });
-        let f3 = fill.clone();
-        let part = tokio::spawn(async move { collect(&f3, 3, 7).await });
+        let mut full = std::pin::pin!(fill.clone().body(0, u64::MAX, Duration::from_secs(5)));
+        let part = collect(&fill, 3, 7);
+        let mut streamed = Vec::new();
+        // Each chunk reaches the waiter as soon as it is pushed, before the next one.
         for chunk in [&b"abcd"[..], b"efgh", b"ij"] {
-            tokio::time::sleep(Duration::from_millis(5)).await;
             fill.push(Bytes::from_static(chunk), u64::MAX);
+            streamed.extend_from_slice(&full.next().await.unwrap().unwrap());
+            assert_eq!(streamed.last(), chunk.last());
         }
         fill.finish(Ok(()));
-        assert_eq!(full.await.unwrap().unwrap(), b"abcdefghij");
-        assert_eq!(part.await.unwrap().unwrap(), b"defg");
+        assert!(full.next().await.is_none());
+        assert_eq!(streamed, b"abcdefghij");
+        assert_eq!(part.await.unwrap(), b"defg");
         assert_eq!(fill.collect_body(), &b"abcdefghij"[..]);
     }
 
@@ -348,19 +350,17 @@ mod tests {
     #[tokio::test]
     async fn oversized_bodies_keep_only_a_bounded_tail() {
         let fill = Fill::new(HeaderMap::new());
-        let f2 = fill.clone();
-        let live = tokio::spawn(async move { collect(&f2, 0, u64::MAX).await });
+        // A waiter that keeps up takes each chunk before the next is pushed: no timing.
+        let mut live = std::pin::pin!(fill.clone().body(0, u64::MAX, Duration::from_secs(5)));
+        let mut received = 0;
         for _ in 0..10 {
             fill.push(Bytes::from_static(b"0123456789"), 25);
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            received += live.next().await.unwrap().unwrap().len();
+            assert!(fill.lock().retained <= 30);
         }
         fill.finish(Ok(()));
-        assert_eq!(
-            live.await.unwrap().unwrap().len(),
-            100,
-            "a waiter keeping up gets it all"
-        );
-        assert!(fill.lock().retained <= 30);
+        assert!(live.next().await.is_none());
+        assert_eq!(received, 100, "a waiter keeping up gets it all");
         assert_eq!(collect(&fill, 0, u64::MAX).await, Err(FillError::Lagged));
     }
 

@@ -1,30 +1,44 @@
-//! Rivulet edge: an RFC 9111 caching reverse proxy for media, media-agnostic.
+//! Rivulet edge: an RFC 9111 caching reverse proxy for media, media-agnostic. The HTTP
+//! rules it shares with the origin and the player (preconditions, ranges, the 304
+//! fields, `Cache-Control`, `Cache-Status`, the status schema, CLI grammars, clocks)
+//! live in [`http_rules`].
 //!
-//! - [`policy`], [`conditional`], [`key`]: pure caching rules, table-tested.
-//! - [`phase`]: the per-request outcome driving `Cache-Status` and metrics.
-//! - [`store`]: moka store weighed in bytes, [`body`]: how bodies are held;
-//!   [`fill`]: coalesced streaming fills.
-//! - [`proxy`]: the request path; [`admin`]: metrics, health, status, purge.
-//! - Clustering: [`settings`] (flags and the TOML file), [`cluster`] (peers and
-//!   upstreams, routing, health checks), [`hrw`] (rendezvous hashing), [`health`]
-//!   (rise/fall), [`load`] (figures for the status endpoint).
+//! Modules, each using only those listed before it:
+//! - pure rules: [`policy`] (freshness, `Age`, storability, stale use), [`key`],
+//!   [`phase`] (the per-request outcome), [`hrw`] (rendezvous hashing), [`health`]
+//!   (rise/fall);
+//! - configuration: [`config`] (flags), [`settings`] (flags over the TOML file);
+//! - parts: [`upstream`] (the client and a proxy's header rules), [`cluster`] (peers
+//!   and upstreams, routing), [`metrics`], [`load`], [`body`], [`store`] (moka, in
+//!   bytes), [`fill`] (coalesced streaming fills), [`probe`] (active health checks);
+//! - [`state`]: one node's state, its clock, reload and drain;
+//! - the request path: [`decide`] (pure: route, hit, stale, fetch), [`forward`]
+//!   (peers, then upstreams with failover), [`respond`] (the client response),
+//!   [`fill_task`], [`pass`] (pass-through), [`proxy`] (the pipeline), [`admin`]
+//!   (metrics, health, status, purge);
 //! - [`router`] / [`serve`]: the axum app and a hardened hyper server loop.
 
 pub mod admin;
 pub mod body;
 pub mod cluster;
-pub mod conditional;
 pub mod config;
+pub mod decide;
 pub mod fill;
+pub mod fill_task;
+pub mod forward;
 pub mod health;
 pub mod hrw;
 pub mod key;
 pub mod load;
 pub mod metrics;
+pub mod pass;
 pub mod phase;
 pub mod policy;
+pub mod probe;
 pub mod proxy;
+pub mod respond;
 pub mod settings;
+pub mod state;
 pub mod store;
 pub mod upstream;
 
@@ -41,7 +55,7 @@ use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
 pub use config::Config;
-pub use proxy::{AppState, ClientAddr, StartError};
+pub use state::{AppState, ClientAddr, StartError};
 
 /// The edge as an axum app: admin routes under [`admin::ADMIN_PREFIX`], everything
 /// else proxied.

@@ -13,7 +13,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
-use crate::metrics::Counter;
+use prometheus_client::metrics::counter::Counter;
 
 /// Rates are measured over at least this long (when status is read often enough).
 const WINDOW: Duration = Duration::from_secs(5);
@@ -146,7 +146,7 @@ impl http_body::Body for Counted {
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
-            self.guard.0.bytes_out.add(data.len() as u64);
+            self.guard.0.bytes_out.inc_by(data.len() as u64);
         }
         polled
     }
@@ -186,18 +186,18 @@ mod tests {
         let load = Load::default();
         let t0 = load.started;
         let at = |ms| t0 + Duration::from_millis(ms);
-        load.requests.add(10);
-        load.bytes_out.add(1000);
+        load.requests.inc_by(10);
+        load.bytes_out.inc_by(1000);
         // First read: since start-up.
         let r = load.rates_at(at(2_000));
         assert!((r.requests_per_s - 5.0).abs() < 1e-9, "{r:?}");
         assert!((r.bytes_out_per_s - 500.0).abs() < 1e-9, "{r:?}");
         // Reads every second: the base is the newest sample at least 5 s old.
         for s in 3..=9 {
-            load.requests.add(2);
+            load.requests.inc_by(2);
             load.rates_at(at(s * 1000));
         }
-        load.requests.add(2);
+        load.requests.inc_by(2);
         let r = load.rates_at(at(10_000));
         // Base: the sample at 5 s (requests 16); now 26 over 5 s.
         assert!((r.requests_per_s - 2.0).abs() < 1e-9, "{r:?}");

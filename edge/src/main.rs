@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use edge::{AppState, Config};
+use http_rules::signal::stop_signal;
 use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
@@ -43,23 +44,6 @@ async fn main() -> anyhow::Result<()> {
     };
     edge::serve(listener, edge::router(state), &cfg, shutdown).await?;
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM (what service managers and Kubernetes send). If no handler can
-/// be installed, serve until killed.
-async fn stop_signal() {
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => if r.is_err() { std::future::pending::<()>().await },
-        () = term => {}
-    }
 }
 
 /// Re-reads the `--config` file on each SIGHUP; a bad file keeps the running settings.

@@ -1,7 +1,7 @@
 //! The per-request cache outcome. One value per response drives the RFC 9211
 //! `Cache-Status` member, the `/metrics` counters and the tests' expectations.
 
-use std::fmt::Write as _;
+use http_rules::cache_status::{CacheStatus, Forward};
 
 /// What the cache did for one request (compare Pingora's `CachePhase`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,36 +82,25 @@ impl Outcome {
     }
 
     /// The RFC 9211 list member for this node, e.g. `edge-1; hit; ttl=42`.
-    pub fn cache_status(&self, name: &str) -> String {
-        let mut s = String::with_capacity(name.len() + 48);
-        s.push_str(name);
-        let (lead, detail) = match self.phase {
-            Phase::Hit => ("; hit", None),
-            Phase::StaleWhileRevalidate => ("; hit", Some("stale-while-revalidate")),
-            Phase::StaleIfError => ("; hit", Some("stale-if-error")),
-            Phase::Miss | Phase::Collapsed => ("; fwd=miss", None),
-            Phase::Revalidated | Phase::Refreshed => ("; fwd=stale", None),
-            Phase::Bypass => ("; fwd=bypass", None),
-            Phase::Error => ("; fwd=miss", Some("upstream-error")),
+    pub fn cache_status(&self, name: &str) -> CacheStatus {
+        let mut member = CacheStatus::new(name);
+        let (hit, fwd, detail) = match self.phase {
+            Phase::Hit => (true, None, None),
+            Phase::StaleWhileRevalidate => (true, None, Some("stale-while-revalidate")),
+            Phase::StaleIfError => (true, None, Some("stale-if-error")),
+            Phase::Miss | Phase::Collapsed => (false, Some(Forward::Miss), None),
+            Phase::Revalidated | Phase::Refreshed => (false, Some(Forward::Stale), None),
+            Phase::Bypass => (false, Some(Forward::Bypass), None),
+            Phase::Error => (false, Some(Forward::Miss), Some("upstream-error")),
         };
-        s.push_str(lead);
-        if let Some(ttl) = self.ttl {
-            let _ = write!(s, "; ttl={ttl}");
-        }
-        if let Some(status) = self.fwd_status {
-            let _ = write!(s, "; fwd-status={status}");
-        }
-        if self.stored {
-            s.push_str("; stored");
-        }
-        if self.phase == Phase::Collapsed {
-            s.push_str("; collapsed");
-        }
-        if let Some(detail) = detail {
-            s.push_str("; detail=");
-            s.push_str(detail);
-        }
-        s
+        member.hit = hit;
+        member.fwd = fwd;
+        member.ttl = self.ttl;
+        member.fwd_status = self.fwd_status;
+        member.stored = self.stored;
+        member.collapsed = self.phase == Phase::Collapsed;
+        member.detail = detail.map(str::to_owned);
+        member
     }
 }
 
@@ -194,7 +183,7 @@ mod tests {
             (o(Phase::Error), "e1; fwd=miss; detail=upstream-error"),
         ];
         for (outcome, want) in cases {
-            assert_eq!(outcome.cache_status("e1"), *want);
+            assert_eq!(outcome.cache_status("e1").to_string(), *want);
         }
         for (i, p) in Phase::ALL.iter().enumerate() {
             assert_eq!(p.index(), i);

@@ -19,9 +19,10 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use http_rules::cli::{NamedUrl, parse_base_url, parse_duration, parse_name};
 use serde::Deserialize;
 
-use crate::config::{Config, PeerSpec, parse_base_url, parse_duration, parse_token};
+use crate::config::Config;
 use crate::health::HealthParams;
 
 const DEFAULT_UPSTREAM_HEALTH_PATH: &str = "/healthz";
@@ -32,7 +33,7 @@ pub struct Settings {
     /// In priority order: primary first, then backups.
     pub upstreams: Vec<reqwest::Url>,
     pub upstream_health_path: String,
-    pub peers: Vec<PeerSpec>,
+    pub peers: Vec<NamedUrl>,
     pub health: HealthParams,
 }
 
@@ -144,8 +145,8 @@ impl Settings {
             file.peers
                 .iter()
                 .map(|p| {
-                    Ok(PeerSpec {
-                        name: parse_token(&p.name)
+                    Ok(NamedUrl {
+                        name: parse_name(&p.name)
                             .map_err(|e| invalid(format!("peers: name {e}")))?,
                         url: parse_base_url(&p.url)
                             .map_err(|e| invalid(format!("peers: {}: {e}", p.name)))?,

@@ -7,14 +7,18 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{AGE, CACHE_CONTROL, CONTENT_LENGTH, DATE, ETAG, EXPIRES, LAST_MODIFIED, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http_rules::cache_control::{CacheControl, parse_delta_seconds};
+use http_rules::date::{from_unix_seconds, http_date_value, parse_http_date, unix_seconds};
+use http_rules::etag::EntityTag;
+use http_rules::precondition::Validators;
 use moka::Expiry;
 use moka::notification::RemovalCause;
+use prometheus_client::metrics::counter::Counter;
 
 use crate::key::{belongs_to, variant_key};
-use crate::metrics::Metrics;
 use crate::policy::{
-    AgeInputs, CacheControl, FreshnessInputs, Heuristic, StaleDefaults, corrected_initial_age,
-    current_age, format_http_date, freshness_lifetime, parse_delta_seconds, parse_http_date,
+    AgeInputs, FreshnessInputs, Heuristic, StaleDefaults, corrected_initial_age, current_age,
+    freshness_lifetime,
 };
 
 /// What `Vary` says about a response (RFC 9111 §4.1).
@@ -55,13 +59,13 @@ impl Vary {
 }
 
 /// A response head with everything the cache derives from it, computed once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
     pub status: StatusCode,
     /// End-to-end headers as they will be sent, minus `Age` (computed per response).
     pub headers: HeaderMap,
     pub cc: CacheControl,
-    pub etag: Option<String>,
+    pub etag: Option<EntityTag>,
     pub last_modified: Option<u64>,
     pub content_length: Option<u64>,
     pub vary: Vary,
@@ -87,9 +91,7 @@ impl Head {
             .unwrap_or(0);
         let date = header_date(&headers, &DATE).unwrap_or_else(|| {
             // RFC 9110 §6.6.1: a recipient with a clock adds Date when it is missing.
-            if let Ok(v) = HeaderValue::from_str(&format_http_date(response_time)) {
-                headers.insert(DATE, v);
-            }
+            headers.insert(DATE, http_date_value(from_unix_seconds(response_time)));
             response_time
         });
         let cc = CacheControl::parse(
@@ -101,7 +103,7 @@ impl Head {
         let last_modified = header_date(&headers, &LAST_MODIFIED);
         let expires = headers
             .get(EXPIRES)
-            .map(|v| v.to_str().ok().and_then(parse_http_date));
+            .map(|v| v.to_str().ok().and_then(parse_http_date).map(unix_seconds));
         let lifetime = freshness_lifetime(
             &cc,
             &FreshnessInputs {
@@ -121,10 +123,7 @@ impl Head {
         Head {
             status,
             cc,
-            etag: headers
-                .get(ETAG)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            etag: EntityTag::from_headers(&headers),
             last_modified,
             content_length: headers
                 .get(CONTENT_LENGTH)
@@ -143,6 +142,21 @@ impl Head {
 
     pub fn lifetime_or_zero(&self) -> u64 {
         self.lifetime.unwrap_or(0)
+    }
+
+    /// Whether the upstream can be asked to confirm this response (RFC 9111 §4.3.1):
+    /// it has an `ETag` (sent back as it came) or a valid `Last-Modified`.
+    pub fn revalidatable(&self) -> bool {
+        self.headers.contains_key(ETAG) || self.last_modified.is_some()
+    }
+
+    /// What a client's preconditions and range are evaluated against (RFC 9110 §13).
+    pub fn validators(&self) -> Validators<'_> {
+        Validators {
+            etag: self.etag.as_ref(),
+            last_modified: self.last_modified.map(from_unix_seconds),
+            len: self.content_length,
+        }
     }
 
     /// Approximate memory held by the head, for the weigher.
@@ -174,10 +188,11 @@ fn header_date(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_http_date)
+        .map(unix_seconds)
 }
 
 /// A complete stored response.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Entry {
     pub head: Head,
     pub body: Bytes,
@@ -194,7 +209,7 @@ impl Entry {
         let fresh_left = head
             .lifetime_or_zero()
             .saturating_sub(head.current_age(head.response_time));
-        let revalidatable = head.etag.is_some() || head.last_modified.is_some();
+        let revalidatable = head.revalidatable();
         let stale_use = [
             head.cc.stale_while_revalidate.unwrap_or(d.while_revalidate),
             head.cc.stale_if_error.unwrap_or(d.if_error),
@@ -289,7 +304,9 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(capacity: u64, metrics: Arc<Metrics>) -> Self {
+    /// A store of at most `capacity` bytes; `evictions` counts the entries dropped to
+    /// stay within it.
+    pub fn new(capacity: u64, evictions: Counter) -> Self {
         let cache = moka::future::Cache::builder()
             .max_capacity(capacity)
             .weigher(|key: &String, slot: &Slot| {
@@ -303,7 +320,7 @@ impl Store {
             .expire_after(SlotExpiry)
             .eviction_listener(move |_k, _v, cause| {
                 if cause == RemovalCause::Size {
-                    metrics.evictions.inc();
+                    evictions.inc();
                 }
             })
             .support_invalidation_closures()

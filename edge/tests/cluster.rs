@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::{
     Edge, Route, Upstream, cache_status, client, config, eventually, listeners, metric, status,
 };
-use edge::config::PeerSpec;
 use edge::hrw;
+use http_rules::cli::NamedUrl;
 use tokio::net::TcpListener;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -21,11 +21,11 @@ async fn get(url: &str) -> reqwest::Response {
     client().get(url).send().await.unwrap()
 }
 
-fn peer_list(listeners: &[TcpListener]) -> Vec<PeerSpec> {
+fn peer_list(listeners: &[TcpListener]) -> Vec<NamedUrl> {
     NAMES
         .iter()
         .zip(listeners)
-        .map(|(name, l)| PeerSpec {
+        .map(|(name, l)| NamedUrl {
             name: (*name).into(),
             url: format!("http://{}/", l.local_addr().unwrap())
                 .parse()

@@ -205,6 +205,14 @@ mod tests {
             ),
             // §5.2.3: unknown directives are ignored; §5.6.1: so are empty elements.
             (
+                "must-revalidate, proxy-revalidate, unknown=1",
+                CacheControl {
+                    must_revalidate: true,
+                    proxy_revalidate: true,
+                    ..d()
+                },
+            ),
+            (
                 "must-revalidate, , proxy-revalidate, unknown=1, immutable",
                 CacheControl {
                     must_revalidate: true,
