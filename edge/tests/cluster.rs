@@ -1,6 +1,8 @@
 //! Several edges as one CDN: peers sharing the cache by rendezvous hashing, tiers,
 //! loop prevention, health checks and upstream failover. Real servers and real HTTP
-//! on 127.0.0.1; every wait is bounded.
+//! on 127.0.0.1; every wait is bounded. Time is a manual clock; health checks run
+//! round by round when a test says so, except where the periodic checker itself is
+//! the subject.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,9 +10,11 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Edge, Route, Upstream, cache_status, client, config, eventually, listeners, metric, status,
+    Edge, Gate, Route, Upstream, cache_status, client, config, eventually, listeners, metric,
+    status,
 };
 use edge::hrw;
+use http_rules::ManualClock;
 use http_rules::cli::NamedUrl;
 use tokio::net::TcpListener;
 
@@ -34,17 +38,18 @@ fn peer_list(listeners: &[TcpListener]) -> Vec<NamedUrl> {
         .collect()
 }
 
-/// Three peered edges in front of `up`, each with the same peer list.
+/// Three peered edges in front of `up`, each with the same peer list, on one clock.
 async fn three_peers(up: &Upstream, tweak: impl Fn(&mut edge::Config)) -> Vec<Edge> {
     let ls = listeners(3).await;
     let peers = peer_list(&ls);
+    let clock = ManualClock::starting_now();
     ls.into_iter()
         .zip(NAMES)
         .map(|(l, name)| {
             let mut cfg = config(up.url(), name);
             cfg.peers = peers.clone();
             tweak(&mut cfg);
-            Edge::serve(l, cfg)
+            Edge::serve(l, cfg, &clock)
         })
         .collect()
 }
@@ -167,25 +172,30 @@ async fn a_dead_peer_is_skipped_at_once_then_marked_and_comes_back() {
     for k in &keys {
         up.set(k, Route::ok("max-age=60", "still served"));
     }
+    // Checks run only when this test says (and once at start-up): their rounds, not a
+    // race with an interval, decide when edge-c turns unhealthy and healthy again.
     let mut edges = three_peers(&up, |c| {
-        c.health_interval = Some(Duration::from_millis(300));
+        c.health_interval = Some(Duration::from_secs(3600));
     })
     .await;
     let c = edges.pop().unwrap();
-    let (c_addr, c_cfg) = (c.addr, c.state.cfg.clone());
+    let (c_addr, c_cfg, clock) = (c.addr, c.state.cfg.clone(), c.clock.clone());
     c.stop().await;
     let a = edges[0].url("/");
+    // At most one failed check (the start-up round) precedes the first request, and
+    // `fall` is 2: the first request still asks edge-c and falls back at once.
     for k in &keys {
         let r = get(&edges[0].url(k)).await;
         assert_eq!(r.status(), 200, "{k}: {}", cache_status(&r));
         assert_eq!(r.text().await.unwrap(), "still served");
     }
     assert!(metric(&a, "edge_peer_fallbacks_total").await >= 1.0);
-    eventually(LIMIT, "edge-c unhealthy on edge-a", || async {
-        let s = status(&a).await;
-        peer_json(&s, "edge-c")["healthy"] == false
-    })
-    .await;
+    let fall = edges[0].state.membership().health.fall;
+    for _ in 0..fall {
+        edges[0].state.check_health_now().await;
+    }
+    let s = status(&a).await;
+    assert_eq!(peer_json(&s, "edge-c")["healthy"], false, "{s}");
     assert_eq!(metric(&a, "edge_peer_healthy{peer=\"edge-c\"}").await, 0.0);
     let s = status(&a).await;
     let pc = peer_json(&s, "edge-c");
@@ -193,14 +203,20 @@ async fn a_dead_peer_is_skipped_at_once_then_marked_and_comes_back() {
     assert!(pc["last_error"].is_string(), "{s}");
     assert_eq!(s["healthy"], true, "the upstream is still there");
 
-    // Back on the same port: healthy again after `rise` good checks.
+    // Back on the same port: healthy again after `rise` good checks, not before.
     let listener = TcpListener::bind(c_addr).await.unwrap();
-    let c = Edge::serve(listener, c_cfg);
-    eventually(LIMIT, "edge-c healthy again on edge-a", || async {
+    let c = Edge::serve(listener, c_cfg, &clock);
+    let rise = edges[0].state.membership().health.rise;
+    for round in 1..=rise {
+        edges[0].state.check_health_now().await;
         let s = status(&a).await;
-        peer_json(&s, "edge-c")["healthy"] == true
-    })
-    .await;
+        let healthy = peer_json(&s, "edge-c")["healthy"] == true;
+        assert_eq!(
+            healthy,
+            round == rise,
+            "after {round} of {rise} good checks: {s}"
+        );
+    }
     assert_eq!(metric(&a, "edge_peer_healthy{peer=\"edge-c\"}").await, 1.0);
     let asked = metric(&a, "edge_peer_requests_total{peer=\"edge-c\"}").await;
     let fresh = &keys_owned_by("edge-c", "/c-again/", 1)[0];
@@ -247,7 +263,7 @@ async fn upstream_list_fails_over_then_stale_if_error_applies() {
 
     // Every upstream gone: the stale copy is served (RFC 5861 §4).
     live.stop();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    edge.clock.advance(Duration::from_secs(2));
     let r = get(&edge.url("/f")).await;
     assert_eq!(r.status(), 200);
     assert!(
@@ -300,8 +316,9 @@ async fn a_tier_cycle_gets_508() {
     };
     let (x_url, y_url) = (url(&ls[0]), url(&ls[1]));
     let mut ls = ls.into_iter();
-    let x = Edge::serve(ls.next().unwrap(), config(y_url, "edge-x"));
-    let _y = Edge::serve(ls.next().unwrap(), config(x_url, "edge-y"));
+    let clock = ManualClock::starting_now();
+    let x = Edge::serve(ls.next().unwrap(), config(y_url, "edge-x"), &clock);
+    let _y = Edge::serve(ls.next().unwrap(), config(x_url, "edge-y"), &clock);
     let r = get(&x.url("/cycle")).await;
     assert_eq!(r.status(), 508);
     let text = r.text().await.unwrap();
@@ -321,7 +338,9 @@ async fn a_tier_cycle_gets_508() {
 async fn status_reports_load() {
     let up = Upstream::start().await;
     let mut slow = Route::ok("no-store", "slow body");
-    slow.head_delay = Duration::from_millis(600);
+    // Held until the status shows the request in flight.
+    let answer = Gate::closed();
+    slow.hold_head = Some(answer.clone());
     up.set("/slow", slow);
     up.set("/fast", Route::ok("max-age=60", "x".repeat(1000)));
     let edge = Edge::start(up.url(), |_| {}).await;
@@ -334,6 +353,7 @@ async fn status_reports_load() {
         status(&base).await["load"]["in_flight"] == 1
     })
     .await;
+    answer.open();
     pending.await.unwrap().unwrap().bytes().await.unwrap();
     let s = status(&base).await;
     assert_eq!(s["name"], "e1");

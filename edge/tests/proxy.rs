@@ -1,12 +1,14 @@
 //! Integration tests: a real edge in front of the programmable upstream, real HTTP on
-//! 127.0.0.1. Every wait is bounded.
+//! 127.0.0.1. Every wait is bounded. The edge's clock is a manual one: a test moves time
+//! for freshness and stale windows, and orders events with the upstream's gates; the
+//! only real delays left are where real network timeouts are the subject (each says so).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Edge, Route, Upstream, body_of, cache_status, client};
+use common::{Edge, Gate, Route, Upstream, body_of, cache_status, client, eventually};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{sleep, timeout};
@@ -238,6 +240,111 @@ async fn client_conditionals_and_ranges_on_hits() {
 }
 
 #[tokio::test]
+async fn client_preconditions_follow_the_shared_rules() {
+    let up = Upstream::start().await;
+    // An ETag holding a comma, two Vary lines, two Cache-Control lines.
+    up.set(
+        "/comma",
+        Route::ok("max-age=60", body_of(100))
+            .header("cache-control", "stale-if-error=30")
+            .header("etag", "\"c,d\"")
+            .header("vary", "accept-language")
+            .header("vary", "x-variant"),
+    );
+    // No validator at all.
+    up.set("/bare", Route::ok("max-age=60", body_of(100)));
+    let edge = Edge::start(up.url(), |_| {}).await;
+    let c = client();
+    for path in ["/comma", "/bare"] {
+        get(&edge.url(path)).await.bytes().await.unwrap();
+    }
+    let ask = |path: &str, fields: &[(&str, &str)], head: bool| {
+        let mut rb = if head {
+            c.head(edge.url(path))
+        } else {
+            c.get(edge.url(path))
+        };
+        for (name, value) in fields {
+            rb = rb.header(*name, *value);
+        }
+        rb.send()
+    };
+    /// Path, request fields, HEAD (else GET), status.
+    type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], bool, u16);
+    // Each row was once answered otherwise by the edge.
+    let rows: [Row<'_>; 9] = [
+        // RFC 9110 §5.3: every If-None-Match line counts (was 200).
+        (
+            "/comma",
+            &[("if-none-match", "\"x\""), ("if-none-match", "\"c,d\"")],
+            false,
+            304,
+        ),
+        // §8.8.3: the comma belongs to the tag (was 200, and 412 for If-Match).
+        ("/comma", &[("if-none-match", "\"c,d\"")], false, 304),
+        ("/comma", &[("if-match", "\"c,d\"")], false, 200),
+        // §13.1.4: If-Unmodified-Since is ignored without Last-Modified (was 412).
+        (
+            "/bare",
+            &[("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT")],
+            false,
+            200,
+        ),
+        // §13.1.1, §13.1.2: `*` matches any current representation (were 412 and 200).
+        ("/bare", &[("if-match", "*")], false, 200),
+        ("/bare", &[("if-none-match", "*")], false, 304),
+        // §14.2: Range is for GET only (HEAD was 206), and several ranges get the whole.
+        ("/bare", &[("range", "bytes=0-9")], true, 200),
+        ("/bare", &[("range", "bytes=0-9,20-29")], false, 200),
+        // §5.6.1: an empty list element does not make several ranges (was 200).
+        ("/bare", &[("range", "bytes=0-9,")], false, 206),
+    ];
+    for (path, fields, head, want) in rows {
+        let r = ask(path, fields, head).await.unwrap();
+        assert_eq!(r.status(), want, "{path} {fields:?} head={head}");
+    }
+    // §15.4.5: the 304 carries every line of its fields, and only those.
+    let r = ask("/comma", &[("if-none-match", "\"c,d\"")], false)
+        .await
+        .unwrap();
+    let lines = |name: &str| -> Vec<String> {
+        r.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(lines("vary"), ["accept-language", "x-variant"]);
+    assert_eq!(lines("cache-control"), ["max-age=60", "stale-if-error=30"]);
+    assert_eq!(lines("etag"), ["\"c,d\""]);
+    assert!(!r.headers().contains_key("content-type"));
+    assert_eq!(up.count("/comma") + up.count("/bare"), 2);
+}
+
+#[tokio::test]
+async fn age_and_ttl_follow_the_edge_clock() {
+    let up = Upstream::start().await;
+    up.set("/t", Route::ok("max-age=60", "timed"));
+    let edge = Edge::start(up.url(), |_| {}).await;
+    get(&edge.url("/t")).await.bytes().await.unwrap();
+    for (advance, age, status) in [
+        (0, 0, "e1; hit; ttl=60"),
+        (5, 5, "e1; hit; ttl=55"),
+        (54, 59, "e1; hit; ttl=1"),
+    ] {
+        edge.clock.advance(Duration::from_secs(advance));
+        let r = get(&edge.url("/t")).await;
+        assert_eq!(r.headers()["age"], age.to_string().as_str());
+        assert_eq!(cache_status(&r), status);
+    }
+    // RFC 9111 §4.2: at an age equal to the lifetime it is stale: fetched again.
+    edge.clock.advance(Duration::from_secs(1));
+    let r = get(&edge.url("/t")).await;
+    assert_eq!(cache_status(&r), "e1; fwd=stale; fwd-status=200; stored");
+    assert_eq!(up.count("/t"), 2);
+}
+
+#[tokio::test]
 async fn range_miss_fetches_whole_object_and_slices() {
     let up = Upstream::start().await;
     let body = body_of(10_000);
@@ -306,7 +413,9 @@ async fn waiters_get_bytes_before_the_upstream_finishes() {
     let up = Upstream::start().await;
     let mut route = Route::ok("max-age=60", body_of(50_000));
     route.chunks = 5;
-    route.chunk_delay = Duration::from_millis(300);
+    // The upstream sends its first chunk, then waits until the test lets it finish.
+    let rest = Gate::closed();
+    route.hold_body = Some(rest.clone());
     up.set("/slow", route);
     let edge = Edge::start(up.url(), |_| {}).await;
     let c = client();
@@ -325,6 +434,7 @@ async fn waiters_get_bytes_before_the_upstream_finishes() {
         0,
         "first waiter byte must arrive while the upstream is still sending"
     );
+    rest.open();
     let mut total = first.len();
     while let Some(chunk) = timeout(LIMIT, stream.next()).await.unwrap() {
         total += chunk.unwrap().len();
@@ -340,13 +450,16 @@ async fn truncated_upstream_body_is_not_cached_and_waiters_see_the_cut() {
     let mut route = Route::ok("max-age=60", body_of(10_000));
     route.truncate_at = Some(4_000);
     route.chunks = 4;
-    route.chunk_delay = Duration::from_millis(50);
+    // Held after its first chunk until both requests have their heads: one fill for both.
+    let rest = Gate::closed();
+    route.hold_body = Some(rest.clone());
     up.set("/cut", route);
     let edge = Edge::start(up.url(), |_| {}).await;
     let c = client();
     let a = c.get(edge.url("/cut")).send();
     let b = c.get(edge.url("/cut")).send();
     let (a, b) = tokio::join!(a, b);
+    rest.open();
     for r in [a.unwrap(), b.unwrap()] {
         assert!(
             timeout(LIMIT, r.bytes()).await.unwrap().is_err(),
@@ -364,7 +477,8 @@ async fn truncated_upstream_body_is_not_cached_and_waiters_see_the_cut() {
 async fn failing_fill_releases_every_waiter() {
     let up = Upstream::start().await;
     let mut route = Route::ok("max-age=60", "late");
-    route.head_delay = Duration::from_secs(5);
+    // An upstream that never answers: the edge's real first-byte timeout is the subject.
+    route.hold_head = Some(Gate::closed());
     up.set("/hang", route);
     let edge = Edge::start(up.url(), |c| {
         c.first_byte_timeout = Duration::from_millis(300);
@@ -404,7 +518,8 @@ async fn stale_if_error_then_502_after_the_window() {
     let edge = Edge::start(up.url(), |_| {}).await;
     assert_eq!(get(&edge.url("/sie")).await.text().await.unwrap(), "good");
     up.stop();
-    sleep(Duration::from_millis(2100)).await;
+    // Stale by 1 s of the 3 s stale-if-error window.
+    edge.clock.advance(Duration::from_secs(2));
     let r = get(&edge.url("/sie")).await;
     assert_eq!(r.status(), 200);
     assert!(
@@ -413,7 +528,8 @@ async fn stale_if_error_then_502_after_the_window() {
         cache_status(&r)
     );
     assert_eq!(r.text().await.unwrap(), "good");
-    sleep(Duration::from_millis(3100)).await;
+    // Stale by 4 s: past the window.
+    edge.clock.advance(Duration::from_secs(3));
     let r = get(&edge.url("/sie")).await;
     assert_eq!(r.status(), 502);
 }
@@ -433,7 +549,7 @@ async fn stale_if_error_on_upstream_5xx_and_must_revalidate_disables_it() {
     broken.status = 503;
     up.set("/a", broken.clone());
     up.set("/b", broken);
-    sleep(Duration::from_millis(2100)).await;
+    edge.clock.advance(Duration::from_secs(2));
     let r = get(&edge.url("/a")).await;
     assert_eq!(r.status(), 200);
     assert!(
@@ -461,7 +577,7 @@ async fn revalidation_with_304_merges_headers_and_counts() {
     up.set("/r", route);
     let edge = Edge::start(up.url(), |_| {}).await;
     get(&edge.url("/r")).await.bytes().await.unwrap();
-    sleep(Duration::from_millis(2100)).await;
+    edge.clock.advance(Duration::from_secs(2));
     let r = get(&edge.url("/r")).await;
     assert_eq!(r.status(), 200);
     assert!(
@@ -490,16 +606,18 @@ async fn revalidation_with_304_merges_headers_and_counts() {
 #[tokio::test]
 async fn stale_while_revalidate_serves_stale_and_refreshes_once() {
     let up = Upstream::start().await;
-    let mut route = Route::ok("max-age=1, stale-while-revalidate=30", "old");
-    route.head_delay = Duration::ZERO;
-    up.set("/swr", route);
+    up.set(
+        "/swr",
+        Route::ok("max-age=1, stale-while-revalidate=30", "old"),
+    );
     let edge = Edge::start(up.url(), |_| {}).await;
     get(&edge.url("/swr")).await.bytes().await.unwrap();
     let mut fresh = Route::ok("max-age=60", "new");
-    // Slow enough that the five stale answers below all come before the refresh lands.
-    fresh.head_delay = Duration::from_secs(1);
+    // Held until the five stale answers below are in: the refresh cannot land before.
+    let refresh = Gate::closed();
+    fresh.hold_head = Some(refresh.clone());
     up.set("/swr", fresh);
-    sleep(Duration::from_millis(2100)).await;
+    edge.clock.advance(Duration::from_secs(2));
     for _ in 0..5 {
         let r = get(&edge.url("/swr")).await;
         assert!(
@@ -509,6 +627,7 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once() {
         );
         assert_eq!(r.text().await.unwrap(), "old");
     }
+    refresh.open();
     let mut body = String::new();
     for _ in 0..60 {
         sleep(Duration::from_millis(50)).await;
@@ -536,7 +655,7 @@ async fn background_refresh_with_5xx_keeps_the_good_object() {
     let mut broken = Route::ok("max-age=60", "bad");
     broken.status = 500;
     up.set("/k", broken);
-    sleep(Duration::from_millis(2100)).await;
+    edge.clock.advance(Duration::from_secs(2));
     for _ in 0..3 {
         assert_eq!(get(&edge.url("/k")).await.text().await.unwrap(), "good");
         sleep(Duration::from_millis(100)).await;
@@ -605,7 +724,9 @@ async fn head_miss_fills_with_get() {
 async fn waiters_of_another_variant_fetch_their_own() {
     let up = Upstream::start().await;
     let mut route = Route::ok("max-age=60", "v").header("vary", "accept-language");
-    route.head_delay = Duration::from_millis(300);
+    // Held until the second request has joined the first one's fill.
+    let answer = Gate::closed();
+    route.hold_head = Some(answer.clone());
     up.set("/vv", route);
     let edge = Edge::start(up.url(), |_| {}).await;
     let c = client();
@@ -614,11 +735,23 @@ async fn waiters_of_another_variant_fetch_their_own() {
         .header("accept-language", "en")
         .send();
     let fr = async {
-        sleep(Duration::from_millis(50)).await;
-        c.get(edge.url("/vv"))
+        eventually(LIMIT, "the first fill upstream", || async {
+            up.count("/vv") == 1
+        })
+        .await;
+        let fr = c
+            .get(edge.url("/vv"))
             .header("accept-language", "fr")
-            .send()
-            .await
+            .send();
+        let joined = async {
+            let waiters = &edge.state.metrics.coalesced_waiters;
+            eventually(LIMIT, "the second request waiting", || async {
+                waiters.get() == 1
+            })
+            .await;
+            answer.open();
+        };
+        tokio::join!(fr, joined).0
     };
     let (en, fr) = tokio::join!(en, fr);
     assert_eq!(en.unwrap().status(), 200);
@@ -649,9 +782,10 @@ async fn stalled_upload_fails_instead_of_hanging() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 201);
+    // One byte, then nothing ever again: the edge's real idle timeout is the subject.
     let stalled = futures::stream::unfold(0, |n| async move {
         if n > 0 {
-            sleep(Duration::from_secs(10)).await;
+            std::future::pending::<()>().await;
         }
         Some((
             Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"a")),
@@ -818,16 +952,29 @@ async fn eviction_keeps_the_store_within_its_size() {
         up.set(&format!("/e/{i}"), Route::ok("max-age=60", body_of(10_000)));
     }
     let edge = Edge::start(up.url(), |c| c.cache_size = 100_000).await;
+    let store = &edge.state.store;
+    let evictions = &edge.state.metrics.evictions;
     for i in 0..40 {
         get(&edge.url(&format!("/e/{i}")))
             .await
             .bytes()
             .await
             .unwrap();
+        // Nothing here runs the store's maintenance: each fill's insert must settle its
+        // own evictions, so every object fetched is soon counted as stored or evicted,
+        // and the store never holds more than its size meanwhile.
+        let fetched = i + 1;
+        eventually(LIMIT, "the insert settled", || async {
+            store.entry_count() + evictions.get() == fetched
+        })
+        .await;
+        assert!(
+            store.weighted_size() <= 100_000,
+            "{}",
+            store.weighted_size()
+        );
     }
-    edge.state.store.run_pending_tasks().await;
-    assert!(edge.state.store.weighted_size() <= 100_000);
-    assert!(edge.state.metrics.evictions.get() > 0);
+    assert!(evictions.get() >= 30, "{}", evictions.get());
 }
 
 #[tokio::test]

@@ -12,10 +12,33 @@ use axum::body::Body;
 use bytes::Bytes;
 use edge::{AppState, Config};
 use http::{HeaderMap, Request, Response, StatusCode};
+use http_rules::ManualClock;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
+
+/// A gate the test upstream waits at until the test opens it: a test orders events by
+/// holding the upstream, instead of hoping a delay is long enough.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<watch::Sender<bool>>);
+
+impl Gate {
+    pub fn closed() -> Self {
+        Gate(Arc::new(watch::Sender::new(false)))
+    }
+
+    /// Lets every waiter through, now and later.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn passed(&self) {
+        let mut open = self.0.subscribe();
+        // The sender lives in `self`, so the wait ends only when the gate opens.
+        let _ = open.wait_for(|open| *open).await;
+    }
+}
 
 /// How the upstream answers one path.
 #[derive(Debug, Clone)]
@@ -23,8 +46,6 @@ pub struct Route {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
-    /// Delay before the response head.
-    pub head_delay: Duration,
     /// The body is sent in this many chunks, `chunk_delay` apart.
     pub chunks: usize,
     pub chunk_delay: Duration,
@@ -34,6 +55,10 @@ pub struct Route {
     pub not_modified: Option<(String, Vec<(String, String)>)>,
     /// Send no `Content-Length` (chunked transfer coding).
     pub no_length: bool,
+    /// Wait at this gate before the response head.
+    pub hold_head: Option<Gate>,
+    /// Wait at this gate after the first body chunk.
+    pub hold_body: Option<Gate>,
 }
 
 impl Route {
@@ -42,12 +67,13 @@ impl Route {
             status: 200,
             headers: vec![("cache-control".into(), cache_control.into())],
             body: body.into(),
-            head_delay: Duration::ZERO,
             chunks: 1,
             chunk_delay: Duration::ZERO,
             truncate_at: None,
             not_modified: None,
             no_length: false,
+            hold_head: None,
+            hold_body: None,
         }
     }
 
@@ -190,7 +216,9 @@ async fn answer(
             .body(Body::from("no route\n"))
             .unwrap());
     };
-    tokio::time::sleep(route.head_delay).await;
+    if let Some(gate) = &route.hold_head {
+        gate.passed().await;
+    }
     let inm = req
         .headers()
         .get("if-none-match")
@@ -225,22 +253,31 @@ async fn answer(
         shared.clone(),
         body.slice(..send_len),
         step,
-        route.chunk_delay,
+        (route.chunk_delay, route.hold_body.clone()),
         route.truncate_at.is_some(),
     );
     Ok(b.body(Body::from_stream(stream)).unwrap())
 }
 
+/// The body in chunks of `step` bytes; between chunks a `delay`, and before the
+/// second one the `hold` gate.
 fn async_stream(
     shared: Arc<Shared>,
     body: Bytes,
     step: usize,
-    delay: Duration,
+    (delay, hold): (Duration, Option<Gate>),
     truncate: bool,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     futures::stream::unfold((0usize, body, false), move |(pos, body, done)| {
         let shared = shared.clone();
+        let hold = hold.clone();
         async move {
+            if pos > 0
+                && pos == step
+                && let Some(gate) = hold
+            {
+                gate.passed().await;
+            }
             if done {
                 return None;
             }
@@ -261,11 +298,13 @@ fn async_stream(
     })
 }
 
-/// A running edge in front of `upstream`.
+/// A running edge in front of `upstream`, on a clock that moves only when the test
+/// advances it.
 #[derive(Debug)]
 pub struct Edge {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
+    pub clock: ManualClock,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -285,14 +324,15 @@ impl Edge {
         let mut cfg = config(upstream, "e1");
         tweak(&mut cfg);
         let listener = TcpListener::bind(cfg.listen).await.unwrap();
-        Edge::serve(listener, cfg)
+        Edge::serve(listener, cfg, &ManualClock::starting_now())
     }
 
     /// Serves `cfg` on a listener bound beforehand (so that peers can know each
-    /// other's URLs before any of them starts).
-    pub fn serve(listener: TcpListener, mut cfg: Config) -> Edge {
+    /// other's URLs before any of them starts), on `clock`.
+    pub fn serve(listener: TcpListener, mut cfg: Config, clock: &ManualClock) -> Edge {
         let addr = listener.local_addr().unwrap();
         cfg.listen = addr;
+        cfg.clock = clock.shared();
         let state = AppState::new(cfg.clone()).unwrap();
         let app = edge::router(state.clone());
         let (stop, stopped) = oneshot::channel();
@@ -305,6 +345,7 @@ impl Edge {
         Edge {
             addr,
             state,
+            clock: clock.clone(),
             stop: Some(stop),
             task,
         }
