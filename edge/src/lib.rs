@@ -14,8 +14,8 @@
 //! - [`state`]: one node's state, its clock, reload and drain;
 //! - the request path: [`decide`] (pure: route, hit, stale, fetch), [`forward`]
 //!   (peers, then upstreams with failover), [`respond`] (the client response),
-//!   [`fill_task`], [`pass`] (pass-through), [`proxy`] (the pipeline), [`admin`]
-//!   (metrics, health, status, purge);
+//!   [`fill_task`], [`pass`] (pass-through), [`admin`] (metrics, health, status,
+//!   purge), [`proxy`] (the pipeline);
 //! - [`router`] / [`serve`]: the axum app and a hardened hyper server loop.
 
 pub mod admin;
