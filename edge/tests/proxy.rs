@@ -480,7 +480,9 @@ async fn failing_fill_releases_every_waiter() {
     // An upstream that never answers: the edge's real first-byte timeout is the subject.
     route.hold_head = Some(Gate::closed());
     up.set("/hang", route);
+    // A request is bounded by the connect and first-byte timeouts together.
     let edge = Edge::start(up.url(), |c| {
+        c.connect_timeout = Duration::from_millis(200);
         c.first_byte_timeout = Duration::from_millis(300);
     })
     .await;
