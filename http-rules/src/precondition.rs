@@ -236,6 +236,7 @@ mod tests {
             (Method::GET, vec![inm("\"x\"")], Rep::Tagged, Full),
             (Method::GET, vec![inm("garbage")], Rep::Tagged, Full),
             (Method::GET, vec![inm("\"v1\"")], Rep::Untagged, Full),
+            (Method::GET, vec![inm("\"v1\"")], Rep::Bare, Full),
             (Method::HEAD, vec![inm("\"v1\"")], Rep::Tagged, NotModified),
             (
                 Method::POST,

@@ -154,6 +154,7 @@ mod tests {
             ("bytes=-5000", LEN, Satisfiable(0..=999)),
             // §14.1.1: a last position past the end is the end.
             ("bytes=990-5000", LEN, Satisfiable(990..=999)),
+            ("bytes=900-5000", LEN, Satisfiable(900..=999)),
             ("bytes=0-0", LEN, Satisfiable(0..=0)),
             // §14.1: the unit is case-insensitive; whitespace around `=` is tolerated.
             ("BYTES=0-0", LEN, Satisfiable(0..=0)),
@@ -179,6 +180,7 @@ mod tests {
             ),
             // §14.2: invalid syntax or another unit: ignored, the whole representation.
             ("bytes=5-2", LEN, Ignore),
+            ("bytes=5-1", LEN, Ignore),
             ("bytes=99999999999999999999999-1", LEN, Ignore),
             ("bytes=abc", LEN, Ignore),
             ("bytes=", LEN, Ignore),
