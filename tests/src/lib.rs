@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use origin::live::{LiveChannels, LiveConfig};
-use origin::steering::{EdgeTarget, SteeringConfig};
+use origin::steering::{NamedUrl, SteeringConfig};
 use origin::store::StoreLimits;
 use origin::{AppState, OriginConfig};
 
@@ -79,7 +79,7 @@ pub async fn start_steered_origin(
     };
     let edges = edges
         .iter()
-        .map(|(name, addr)| EdgeTarget::new(name, &format!("http://{addr}")))
+        .map(|(name, addr)| format!("{name}=http://{addr}").parse::<NamedUrl>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(std::io::Error::other)?;
     let steering = SteeringConfig {
