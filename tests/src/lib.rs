@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use http_rules::{SharedClock, SystemClock};
 use origin::live::{LiveChannels, LiveConfig};
 use origin::steering::{NamedUrl, SteeringConfig};
 use origin::store::StoreLimits;
@@ -53,12 +54,22 @@ pub async fn start_origin(library: &Path) -> std::io::Result<SocketAddr> {
 
 /// Starts an origin over `library` that also serves the live channels of `live`.
 pub async fn start_live_origin(library: &Path, live: &LiveConfig) -> std::io::Result<SocketAddr> {
+    start_live_origin_on(library, live, SystemClock::shared()).await
+}
+
+/// Starts an origin over `library` serving the live channels of `live` at the time `clock`
+/// says (a `ManualClock` moves the live window without waiting).
+pub async fn start_live_origin_on(
+    library: &Path,
+    live: &LiveConfig,
+    clock: SharedClock,
+) -> std::io::Result<SocketAddr> {
     let config = OriginConfig {
         library: library.to_path_buf(),
         web_libs: None,
         store: StoreLimits::default(),
     };
-    let state = AppState::new(&config);
+    let state = AppState::new(&config).with_clock(clock);
     let channels = LiveChannels::load(state.library(), live).map_err(std::io::Error::other)?;
     serve_origin(state.with_live(channels)).await
 }
