@@ -240,3 +240,70 @@ fn display_addr(addr: SocketAddr) -> SocketAddr {
         _ => addr,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(flags: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("origin").chain(flags.iter().copied()))
+    }
+
+    #[test]
+    fn durations_and_edges_use_the_shared_grammars() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.steering_ttl, Duration::from_secs(10));
+        assert_eq!(args.edge_probe_interval, Duration::from_secs(1));
+        assert_eq!(args.edge_probe_timeout, Duration::from_millis(500));
+        assert_eq!(args.live_window, Duration::from_secs(30));
+        assert_eq!(args.live_dvr, Duration::from_secs(300));
+        assert_eq!(args.sample_duration, None);
+        assert!(args.edges.is_empty());
+
+        let args = parse(&[
+            "--steering-ttl",
+            "1m",
+            "--edge-probe-interval",
+            "1.5s",
+            "--edge-probe-timeout",
+            "250ms",
+            "--live-window",
+            "12",
+            "--live-dvr",
+            "1h",
+            "--sample-duration",
+            "90s",
+            "--edge",
+            "e1=http://10.0.0.2:8081",
+            "--edge",
+            "e2 = https://cdn.example/rivulet",
+        ])
+        .unwrap();
+        assert_eq!(args.steering_ttl, Duration::from_secs(60));
+        assert_eq!(args.edge_probe_interval, Duration::from_millis(1500));
+        assert_eq!(args.edge_probe_timeout, Duration::from_millis(250));
+        assert_eq!(args.live_window, Duration::from_secs(12));
+        assert_eq!(args.live_dvr, Duration::from_secs(3600));
+        assert_eq!(args.sample_duration, Some(Duration::from_secs(90)));
+        let edges: Vec<String> = args.edges.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            edges,
+            [
+                "e1=http://10.0.0.2:8081/",
+                "e2=https://cdn.example/rivulet/"
+            ]
+        );
+
+        for bad in [
+            ["--steering-ttl", "10 days"].as_slice(),
+            &["--edge-probe-interval", "-1s"],
+            &["--live-window", "soon"],
+            &["--edge", "e1"],
+            &["--edge", "1e=http://h:1"],
+            &["--edge", "e1=ftp://h/"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

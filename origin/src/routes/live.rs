@@ -11,7 +11,7 @@ use crate::entity::{CachePolicy, Entity, respond};
 use crate::error::OriginError;
 use crate::live::{Channel, LiveManifest, SegmentChoice};
 use crate::paths::{media_kind, valid_component};
-use crate::routes::{file_error, serve_file};
+use crate::routes::files::{file_error, serve_file};
 use crate::state::AppState;
 
 pub async fn live(

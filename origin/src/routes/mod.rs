@@ -8,13 +8,13 @@
 //! - [`steering`]: the steering manifests and status, `/steering/…`;
 //! - [`health`]: `/healthz`, `/metrics`.
 
+mod files;
 mod health;
 mod live;
 mod pages;
 mod steering;
 mod vod;
 
-use std::path::Path;
 use std::time::Duration;
 
 use axum::Router;
@@ -22,14 +22,12 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use http::{HeaderName, Method, header};
 use tower_http::cors::{AllowHeaders, CorsLayer};
 
-use crate::entity::{CachePolicy, Entity, respond};
 use crate::error::OriginError;
 use crate::metrics;
 use crate::state::AppState;
-use crate::store::StoreError;
 
 /// The longest a handler may take before the request is answered 408.
 const HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -105,40 +103,4 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
-}
-
-/// The answer to a failed store look-up: 404 for a missing file, 500 (logged) otherwise.
-fn file_error(path: &Path, error: StoreError) -> OriginError {
-    match error {
-        StoreError::NotFound => OriginError::not_found("not found"),
-        StoreError::Io(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot read file");
-            OriginError::Internal("cannot read file")
-        }
-    }
-}
-
-/// A library file as the request asks for it (see [`respond`]).
-async fn serve_file(
-    state: &AppState,
-    path: &Path,
-    content_type: HeaderValue,
-    cache: CachePolicy,
-    method: &Method,
-    headers: &HeaderMap,
-) -> Result<Response, OriginError> {
-    let file = state
-        .store()
-        .get(path)
-        .await
-        .map_err(|e| file_error(path, e))?;
-    let entity = Entity {
-        content: file.content,
-        len: file.len,
-        etag: file.etag,
-        last_modified: file.last_modified,
-        content_type,
-        cache,
-    };
-    Ok(respond(method, headers, &entity))
 }

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use crate::entity::{CachePolicy, Entity, respond};
 use crate::error::OriginError;
 use crate::library::{AssetInfo, DASH_MANIFEST, HLS_MANIFEST};
-use crate::routes::serve_file;
+use crate::routes::files::serve_file;
 use crate::state::AppState;
 
 /// Player libraries: the URL name under `/lib/` and where npm installs the browser build

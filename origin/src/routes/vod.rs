@@ -13,7 +13,7 @@ use crate::entity::{Content, Entity, respond};
 use crate::error::OriginError;
 use crate::library::{DASH_MANIFEST, HLS_MANIFEST};
 use crate::paths::{self, MediaKind, media_kind, valid_component};
-use crate::routes::{file_error, serve_file};
+use crate::routes::files::{file_error, serve_file};
 use crate::state::AppState;
 use crate::steering::Steering;
 use crate::steering::manifests::SourceVersion;
