@@ -109,7 +109,14 @@ mod tests {
     #[test]
     fn every_error_is_one_plain_line_with_its_status_and_fields() {
         // (error, status, body, cache-control, extra field)
-        let rows: [(OriginError, u16, &str, &str, Option<(&str, &str)>); 9] = [
+        type Row = (
+            OriginError,
+            u16,
+            &'static str,
+            &'static str,
+            Option<(&'static str, &'static str)>,
+        );
+        let rows: [Row; 9] = [
             (
                 OriginError::InvalidPath,
                 400,
