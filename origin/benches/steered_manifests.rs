@@ -6,7 +6,6 @@
 //! `cargo bench -p origin --bench steered_manifests` (prints a table and one JSON line).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -20,20 +19,10 @@ use origin::store::StoreLimits;
 use origin::{AppState, OriginConfig};
 use tower::ServiceExt;
 
-const REQUESTS: u32 = 20_000;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-/// The small sample, 4 s, built once under Cargo's per-target temporary folder (the
-/// steering tests use the same one).
-fn library() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("steering-library");
-    if !dir.join("sample/master.m3u8").is_file() {
-        let mut options = media::SampleOptions::new("small".parse().unwrap());
-        options.duration = 4.0;
-        options.progress = false;
-        media::build_sample(&dir, &options).unwrap();
-    }
-    dir
-}
+const REQUESTS: u32 = 20_000;
 
 /// Mean time per GET of `path` over [`REQUESTS`] requests, body read.
 async fn per_request(app: &axum::Router, path: &str) -> Duration {
@@ -53,7 +42,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let library = library();
+        let library = common::small_sample().to_path_buf();
         let edges = ["e1=http://127.0.0.1:1", "e2=http://127.0.0.1:1/two"]
             .iter()
             .map(|e| e.parse().unwrap())

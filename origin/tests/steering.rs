@@ -6,8 +6,9 @@
 //! documents move only when a test moves it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use http_rules::{Clock, ManualClock};
@@ -24,21 +25,6 @@ use tokio::task::JoinHandle;
 
 const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 const TTL: Duration = Duration::from_secs(2);
-
-/// The small sample, 4 s, built once under Cargo's per-target temporary folder and reused.
-fn library() -> &'static Path {
-    static LIBRARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    LIBRARY.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("steering-library");
-        if !dir.join("sample/master.m3u8").is_file() {
-            let mut options = media::SampleOptions::new("small".parse().unwrap());
-            options.duration = 4.0;
-            options.progress = false;
-            media::build_sample(&dir, &options).unwrap();
-        }
-        dir
-    })
-}
 
 /// A real edge; `stop` closes its listener (new connections are refused).
 struct Edge {
@@ -91,7 +77,7 @@ struct Cluster {
 
 impl Cluster {
     async fn start(names: &[&str]) -> Self {
-        let library = tokio::task::spawn_blocking(library).await.unwrap();
+        let library = tokio::task::spawn_blocking(common::small_sample).await.unwrap();
         let origin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let origin = origin_listener.local_addr().unwrap();
         let mut edges = Vec::new();
@@ -458,7 +444,7 @@ async fn new_clients_spread_evenly_and_known_clients_stay() {
 /// served as written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steered_manifests_are_kept_until_the_asset_changes() {
-    let built = tokio::task::spawn_blocking(library).await.unwrap();
+    let built = tokio::task::spawn_blocking(common::small_sample).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let asset = dir.path().join("sample");
     std::fs::create_dir_all(&asset).unwrap();

@@ -114,6 +114,22 @@ impl Server {
     }
 }
 
+/// The small sample (three rungs and audio), 4 s, built once per test binary under Cargo's
+/// per-target temporary folder and reused by later runs.
+pub fn small_sample() -> &'static Path {
+    static LIBRARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIBRARY.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("small-sample-library");
+        if !dir.join("sample/master.m3u8").is_file() {
+            let mut options = media::SampleOptions::new("small".parse().unwrap());
+            options.duration = 4.0;
+            options.progress = false;
+            media::build_sample(&dir, &options).unwrap();
+        }
+        dir
+    })
+}
+
 /// Deterministic non-trivial bytes.
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
