@@ -77,7 +77,9 @@ struct Cluster {
 
 impl Cluster {
     async fn start(names: &[&str]) -> Self {
-        let library = tokio::task::spawn_blocking(common::small_sample).await.unwrap();
+        let library = tokio::task::spawn_blocking(common::small_sample)
+            .await
+            .unwrap();
         let origin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let origin = origin_listener.local_addr().unwrap();
         let mut edges = Vec::new();
@@ -444,7 +446,9 @@ async fn new_clients_spread_evenly_and_known_clients_stay() {
 /// served as written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steered_manifests_are_kept_until_the_asset_changes() {
-    let built = tokio::task::spawn_blocking(common::small_sample).await.unwrap();
+    let built = tokio::task::spawn_blocking(common::small_sample)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let asset = dir.path().join("sample");
     std::fs::create_dir_all(&asset).unwrap();

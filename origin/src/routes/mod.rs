@@ -34,7 +34,7 @@ const HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The origin's routes.
 pub fn router(state: AppState) -> Router {
-    let metrics = state.metrics().clone();
+    let metrics = (state.metrics().clone(), state.clock().clone());
     // CORS for players on other origins (RFC 9110 fields they must read are exposed).
     let cors = CorsLayer::new()
         .allow_origin(tower_http::cors::Any)
