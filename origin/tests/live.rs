@@ -10,9 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_rules::ManualClock;
-use origin::live::{DEFAULT_AVAILABILITY_START, LiveChannels, LiveConfig};
-use origin::store::StoreLimits;
-use origin::{AppState, OriginConfig};
+use origin::live::DEFAULT_AVAILABILITY_START;
 
 /// `seconds` after the channels' availability start.
 fn after_start(seconds: f64) -> SystemTime {
@@ -23,18 +21,12 @@ async fn origin(clock: &ManualClock) -> SocketAddr {
     let library = tokio::task::spawn_blocking(common::small_sample)
         .await
         .unwrap();
-    let state = AppState::new(&OriginConfig {
-        library: library.to_path_buf(),
-        web_libs: None,
-        store: StoreLimits::default(),
-    })
-    .with_clock(clock.shared());
-    let live = LiveChannels::load(state.library(), &LiveConfig::default()).unwrap();
+    let state = common::live_state(library, clock);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(origin::serve(
         listener,
-        origin::router(state.with_live(live)),
+        origin::router(state),
         std::future::pending(),
     ));
     addr

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use http_rules::{Clock, ManualClock};
 use media::{SteeringManifest, SteeringProtocol};
 use origin::entity::tag_of;
-use origin::live::{LiveChannels, LiveConfig};
 use origin::steering::manifests::SourceVersion;
 use origin::steering::{NamedUrl, SteeringConfig};
 use origin::store::StoreLimits;
@@ -91,15 +90,7 @@ impl Cluster {
             edges.push(Edge::start(listener, origin, name).await);
         }
         let clock = ManualClock::starting_now();
-        let state = AppState::new(&OriginConfig {
-            library: library.to_path_buf(),
-            web_libs: None,
-            store: StoreLimits::default(),
-        })
-        .with_clock(clock.shared());
-        let live = LiveChannels::load(state.library(), &LiveConfig::default()).unwrap();
-        let state = state
-            .with_live(live)
+        let state = common::live_state(library, &clock)
             .with_steering(SteeringConfig {
                 edges: targets,
                 ttl: TTL,

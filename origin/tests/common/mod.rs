@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
+use http_rules::ManualClock;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use origin::live::{LiveChannels, LiveConfig};
 use origin::store::StoreLimits;
 use origin::{AppState, OriginConfig, router, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -128,6 +130,19 @@ pub fn small_sample() -> &'static Path {
         }
         dir
     })
+}
+
+/// An origin's state over `library` (default store) serving the default `live` channel,
+/// on `clock`.
+pub fn live_state(library: &Path, clock: &ManualClock) -> AppState {
+    let state = AppState::new(&OriginConfig {
+        library: library.to_path_buf(),
+        web_libs: None,
+        store: StoreLimits::default(),
+    })
+    .with_clock(clock.shared());
+    let live = LiveChannels::load(state.library(), &LiveConfig::default()).unwrap();
+    state.with_live(live)
 }
 
 /// Deterministic non-trivial bytes.
