@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use crate::conditional::{Plan, RequestConditions, Validators, plan, to_http_seconds};
+use crate::error::OriginError;
 use crate::etag::EntityTag;
 
 /// Where a representation's bytes are.
@@ -83,7 +84,7 @@ impl Entity {
     ) -> Self {
         Self {
             len: bytes.len() as u64,
-            etag: EntityTag::from_digest(&Sha256::digest(&bytes)),
+            etag: tag_of(&bytes),
             content: Content::Bytes(bytes),
             last_modified,
             content_type,
@@ -92,21 +93,10 @@ impl Entity {
     }
 }
 
-/// A short plain-text error (every error response carries its reason). Errors are not
-/// stored by caches: a 404 for a segment may become a 200 a moment later.
-pub fn text_error(status: StatusCode, reason: &str) -> Response {
-    (
-        status,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        format!("{reason}\n"),
-    )
-        .into_response()
+/// The strong entity tag of a representation's bytes: equal bytes, equal tag, whenever and
+/// wherever they were made (so origins behind one edge agree).
+pub fn tag_of(bytes: &[u8]) -> EntityTag {
+    EntityTag::from_digest(&Sha256::digest(bytes))
 }
 
 /// Answers a GET or HEAD for `entity` following the request's conditional and range fields.
@@ -129,21 +119,11 @@ pub fn respond(method: &Method, headers: &HeaderMap, entity: &Entity) -> Respons
             h.insert(header::CACHE_CONTROL, cache_control);
             response
         }
-        Plan::PreconditionFailed => {
-            text_error(StatusCode::PRECONDITION_FAILED, "precondition failed")
+        Plan::PreconditionFailed => OriginError::PreconditionFailed.into_response(),
+        Plan::RangeNotSatisfiable => OriginError::RangeNotSatisfiable {
+            complete_length: entity.len,
         }
-        Plan::RangeNotSatisfiable => {
-            // §15.5.17: say how long the representation is.
-            let mut response =
-                text_error(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
-            let h = response.headers_mut();
-            h.insert(
-                header::CONTENT_RANGE,
-                header_value(format!("bytes */{}", entity.len)),
-            );
-            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            response
-        }
+        .into_response(),
         plan @ (Plan::Full | Plan::Partial(_)) => {
             let (status, start, len) = match &plan {
                 Plan::Partial(r) => (

@@ -98,6 +98,19 @@ impl Library {
     }
 }
 
+/// The URLs printed at start-up for one asset, relative to `base` (`http://host:port`).
+pub fn asset_urls(base: &str, asset: &AssetInfo) -> Vec<(&'static str, String)> {
+    let name = &asset.name;
+    let mut urls = vec![("watch", format!("{base}/watch/{name}"))];
+    if asset.has_hls {
+        urls.push(("HLS", format!("{base}/vod/{name}/{HLS_MANIFEST}")));
+    }
+    if asset.has_dash {
+        urls.push(("DASH", format!("{base}/vod/{name}/{DASH_MANIFEST}")));
+    }
+    urls
+}
+
 /// How to build the built-in sample when the library lacks it.
 #[derive(Debug, Clone)]
 pub struct SampleConfig {

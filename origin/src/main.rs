@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use http_rules::cli::{NamedUrl, parse_duration};
+use http_rules::signal::stop_signal;
 use origin::library::{SampleConfig, ensure_sample};
 use origin::live::{LiveChannels, LiveConfig};
-use origin::steering::{EdgeTarget, SteeringConfig, parse_duration};
+use origin::steering::SteeringConfig;
 use origin::store::StoreLimits;
 use origin::{AppState, OriginConfig, asset_urls, router, serve};
 use tracing_subscriber::EnvFilter;
@@ -40,9 +42,9 @@ struct Args {
     #[arg(long, env = "ORIGIN_SAMPLE_LADDER", default_value = "default")]
     sample_ladder: String,
 
-    /// Duration of the built-in sample in seconds (default: the ladder's own).
-    #[arg(long, env = "ORIGIN_SAMPLE_DURATION")]
-    sample_duration: Option<f64>,
+    /// Duration of the built-in sample (default: the ladder's own): 12, 90s, 2m.
+    #[arg(long, env = "ORIGIN_SAMPLE_DURATION", value_parser = parse_duration)]
+    sample_duration: Option<Duration>,
 
     /// Do not build the sample; serve the library as it is.
     #[arg(long, env = "ORIGIN_NO_SAMPLE")]
@@ -58,13 +60,13 @@ struct Args {
     #[arg(long = "live", env = "ORIGIN_LIVE", value_delimiter = ',', value_parser = parse_channel)]
     live: Option<Vec<(String, String)>>,
 
-    /// Seconds of segments in live playlists and MPDs (at least three target durations).
-    #[arg(long, env = "ORIGIN_LIVE_WINDOW", default_value_t = 30.0)]
-    live_window: f64,
+    /// Time of segments in live playlists and MPDs (at least three target durations).
+    #[arg(long, env = "ORIGIN_LIVE_WINDOW", default_value = "30s", value_parser = parse_duration)]
+    live_window: Duration,
 
-    /// Seconds behind live that live segments are still served (DVR depth).
-    #[arg(long, env = "ORIGIN_LIVE_DVR", default_value_t = 300.0)]
-    live_dvr: f64,
+    /// How far behind live segments are still served (DVR depth).
+    #[arg(long, env = "ORIGIN_LIVE_DVR", default_value = "5m", value_parser = parse_duration)]
+    live_dvr: Duration,
 
     /// Availability start of every live channel, Unix seconds. Origins behind the same edges
     /// must share it; the default is fixed (2026-01-01T00:00:00Z).
@@ -75,9 +77,9 @@ struct Args {
     /// variable). With edges, manifests list each as a pathway (the first is the default)
     /// and /steering/hls and /steering/dash order them; without, nothing changes.
     #[arg(long = "edge", env = "ORIGIN_EDGES", value_delimiter = ',')]
-    edges: Vec<EdgeTarget>,
+    edges: Vec<NamedUrl>,
 
-    /// How long players keep a steering manifest (whole seconds: 10, 10s).
+    /// How long players keep a steering manifest (whole seconds: 10, 10s, 1m).
     #[arg(long, env = "ORIGIN_STEERING_TTL", default_value = "10s", value_parser = parse_duration)]
     steering_ttl: Duration,
 
@@ -136,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
                 .sample_ladder
                 .parse()
                 .with_context(|| format!("invalid --sample-ladder {:?}", args.sample_ladder))?,
-            duration: args.sample_duration,
+            duration: args.sample_duration.map(|d| d.as_secs_f64()),
             progress: true,
         };
         let library = state.library().clone();
@@ -154,8 +156,8 @@ async fn main() -> anyhow::Result<()> {
             .live
             .clone()
             .unwrap_or_else(|| LiveConfig::default().channels),
-        window: args.live_window,
-        dvr: args.live_dvr,
+        window: args.live_window.as_secs_f64(),
+        dvr: args.live_dvr.as_secs_f64(),
         availability_start: args.live_start,
     };
     let live = match LiveChannels::load(state.library(), &live_config) {
@@ -219,7 +221,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    serve(listener, router(state), shutdown_signal())
+    serve(listener, router(state), stop_signal())
         .await
         .context("server error")?;
     tracing::info!("stopped");
@@ -239,31 +241,69 @@ fn display_addr(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Ctrl-C or SIGTERM: stop accepting, let open responses finish.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot wait for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot wait for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(flags: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("origin").chain(flags.iter().copied()))
     }
-    tracing::info!("shutting down");
+
+    #[test]
+    fn durations_and_edges_use_the_shared_grammars() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.steering_ttl, Duration::from_secs(10));
+        assert_eq!(args.edge_probe_interval, Duration::from_secs(1));
+        assert_eq!(args.edge_probe_timeout, Duration::from_millis(500));
+        assert_eq!(args.live_window, Duration::from_secs(30));
+        assert_eq!(args.live_dvr, Duration::from_secs(300));
+        assert_eq!(args.sample_duration, None);
+        assert!(args.edges.is_empty());
+
+        let args = parse(&[
+            "--steering-ttl",
+            "1m",
+            "--edge-probe-interval",
+            "1.5s",
+            "--edge-probe-timeout",
+            "250ms",
+            "--live-window",
+            "12",
+            "--live-dvr",
+            "1h",
+            "--sample-duration",
+            "90s",
+            "--edge",
+            "e1=http://10.0.0.2:8081",
+            "--edge",
+            "e2 = https://cdn.example/rivulet",
+        ])
+        .unwrap();
+        assert_eq!(args.steering_ttl, Duration::from_secs(60));
+        assert_eq!(args.edge_probe_interval, Duration::from_millis(1500));
+        assert_eq!(args.edge_probe_timeout, Duration::from_millis(250));
+        assert_eq!(args.live_window, Duration::from_secs(12));
+        assert_eq!(args.live_dvr, Duration::from_secs(3600));
+        assert_eq!(args.sample_duration, Some(Duration::from_secs(90)));
+        let edges: Vec<String> = args.edges.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            edges,
+            [
+                "e1=http://10.0.0.2:8081/",
+                "e2=https://cdn.example/rivulet/"
+            ]
+        );
+
+        for bad in [
+            ["--steering-ttl", "10 days"].as_slice(),
+            &["--edge-probe-interval", "-1s"],
+            &["--live-window", "soon"],
+            &["--edge", "e1"],
+            &["--edge", "1e=http://h:1"],
+            &["--edge", "e1=ftp://h/"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

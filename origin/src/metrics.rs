@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, UNIX_EPOCH};
 
 use axum::body::HttpBody;
 use axum::extract::ConnectInfo;
@@ -14,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
+use http_rules::SharedClock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
@@ -174,8 +175,12 @@ impl Metrics {
 }
 
 /// Counts each request by route kind and status, adds the body bytes it sends, and logs one
-/// line per request at debug level and to the access log.
-pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+/// line per request at debug level and to the access log, dated by the server's `clock`.
+pub async fn track(
+    State((metrics, clock)): State<(Arc<Metrics>, SharedClock)>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -205,7 +210,8 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     metrics.record(kind, status, body_bytes);
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     if let Some(log) = metrics.access_log.get() {
-        let now = SystemTime::now()
+        let now = clock
+            .now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         let client = client.map_or_else(|| "-".to_owned(), |ip| ip.to_string());

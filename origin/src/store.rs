@@ -11,7 +11,7 @@ use bytes::Bytes;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
-use crate::entity::Content;
+use crate::entity::{Content, tag_of};
 use crate::etag::EntityTag;
 
 /// Why a file could not be served.
@@ -169,7 +169,7 @@ async fn load(path: PathBuf, inline_max: u64, checked_ms: u64) -> Result<Arc<Cac
     let mtime = meta.modified()?;
     let (size, etag, bytes) = if meta.len() <= inline_max {
         let bytes = Bytes::from(tokio::fs::read(&path).await?);
-        let etag = EntityTag::from_digest(&Sha256::digest(&bytes));
+        let etag = tag_of(&bytes);
         (bytes.len() as u64, etag, Some(bytes))
     } else {
         // Hash large files in bounded chunks on the blocking pool.

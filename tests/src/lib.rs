@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use http_rules::{SharedClock, SystemClock};
 use origin::live::{LiveChannels, LiveConfig};
-use origin::steering::{EdgeTarget, SteeringConfig};
+use origin::steering::{NamedUrl, SteeringConfig};
 use origin::store::StoreLimits;
 use origin::{AppState, OriginConfig};
 
@@ -53,12 +54,22 @@ pub async fn start_origin(library: &Path) -> std::io::Result<SocketAddr> {
 
 /// Starts an origin over `library` that also serves the live channels of `live`.
 pub async fn start_live_origin(library: &Path, live: &LiveConfig) -> std::io::Result<SocketAddr> {
+    start_live_origin_on(library, live, SystemClock::shared()).await
+}
+
+/// Starts an origin over `library` serving the live channels of `live` at the time `clock`
+/// says (a `ManualClock` moves the live window without waiting).
+pub async fn start_live_origin_on(
+    library: &Path,
+    live: &LiveConfig,
+    clock: SharedClock,
+) -> std::io::Result<SocketAddr> {
     let config = OriginConfig {
         library: library.to_path_buf(),
         web_libs: None,
         store: StoreLimits::default(),
     };
-    let state = AppState::new(&config);
+    let state = AppState::new(&config).with_clock(clock);
     let channels = LiveChannels::load(state.library(), live).map_err(std::io::Error::other)?;
     serve_origin(state.with_live(channels)).await
 }
@@ -79,7 +90,7 @@ pub async fn start_steered_origin(
     };
     let edges = edges
         .iter()
-        .map(|(name, addr)| EdgeTarget::new(name, &format!("http://{addr}")))
+        .map(|(name, addr)| format!("{name}=http://{addr}").parse::<NamedUrl>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(std::io::Error::other)?;
     let steering = SteeringConfig {

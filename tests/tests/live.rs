@@ -1,5 +1,5 @@
 //! Live channels end to end: the origin's sliding-window playlists and dynamic MPD advance
-//! on the clock and revalidate; segments continue the media timeline across the loop of
+//! on the clock (a manual one: the test moves it) and revalidate; segments continue the media timeline across the loop of
 //! the asset; ffmpeg reads the channel; and an edge in front of the origin collapses a
 //! crowd of polling clients into about one manifest request per TTL and exactly one
 //! request per segment.
@@ -8,12 +8,15 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
+use http_rules::{Clock, ManualClock};
 use media::cmaf::inspect_segment;
 use media::{PresentationKind, dash, hls};
 use origin::live::LiveConfig;
-use rivulet_tests::{ffmpeg_decode, metric_sum, sample_library, start_edge, start_live_origin};
+use rivulet_tests::{
+    ffmpeg_decode, metric_sum, sample_library, start_edge, start_live_origin, start_live_origin_on,
+};
 
 /// 8 s asset: a loop boundary every 4 segments, so any 30 s window crosses several.
 fn library() -> PathBuf {
@@ -49,7 +52,10 @@ fn requests_since(before: &str, after: &str, kind: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playlists_and_mpd_advance_and_revalidate() {
-    let host = origin().await;
+    let clock = ManualClock::starting_now();
+    let host = start_live_origin_on(&library(), &LiveConfig::default(), clock.shared())
+        .await
+        .unwrap();
     let client = reqwest::Client::new();
     let url = format!("http://{host}/live/live/270p-300k/index.m3u8");
     let first = get(&client, &url).await;
@@ -61,23 +67,15 @@ async fn playlists_and_mpd_advance_and_revalidate() {
     assert!(before.first_program_date_time.is_some());
     // 30 s window of 2 s segments: at least 3 target durations.
     assert_eq!(before.segments.len(), 15);
-    // Same window, same ETag: a conditional reload is a 304 (retried if a segment completes
-    // in between).
-    let mut revalidated = false;
-    for _ in 0..3 {
-        let again = client
-            .get(&url)
-            .header("if-none-match", &etag)
-            .send()
-            .await
-            .unwrap();
-        if again.status() == 304 {
-            revalidated = true;
-            break;
-        }
-    }
-    assert!(revalidated, "no 304 for an unchanged live playlist");
-    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    // Same window, same ETag: a conditional reload is a 304, until a segment completes.
+    let revalidate = || client.get(&url).header("if-none-match", &etag).send();
+    assert_eq!(revalidate().await.unwrap().status(), 304);
+    clock.advance(Duration::from_millis(2_200));
+    assert_eq!(
+        revalidate().await.unwrap().status(),
+        200,
+        "a segment completed"
+    );
     let after =
         hls::parse_media_playlist(&get(&client, &url).await.text().await.unwrap(), &url).unwrap();
     assert!(
@@ -87,8 +85,9 @@ async fn playlists_and_mpd_advance_and_revalidate() {
     assert_eq!(after.segments.len(), 15);
 
     let mpd_url = format!("http://{host}/live/live/manifest.mpd");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    let now = clock
+        .now()
+        .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
     let mpd = dash::parse_mpd(
@@ -115,6 +114,11 @@ async fn playlists_and_mpd_advance_and_revalidate() {
         .await
         .unwrap();
     assert!(chrono_like(&time), "ISO 8601 time: {time}");
+    let millis = clock.now().duration_since(UNIX_EPOCH).unwrap().as_millis() % 1000;
+    assert!(
+        time.ends_with(&format!(".{millis:03}Z")),
+        "/time reads the server's clock: {time}"
+    );
 }
 
 fn chrono_like(s: &str) -> bool {

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
+use http_rules::ManualClock;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use origin::live::{LiveChannels, LiveConfig};
 use origin::store::StoreLimits;
 use origin::{AppState, OriginConfig, router, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -112,6 +114,35 @@ impl Server {
             .unwrap_or(0);
         (status, text)
     }
+}
+
+/// The small sample (three rungs and audio), 4 s, built once per test binary under Cargo's
+/// per-target temporary folder and reused by later runs.
+pub fn small_sample() -> &'static Path {
+    static LIBRARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIBRARY.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("small-sample-library");
+        if !dir.join("sample/master.m3u8").is_file() {
+            let mut options = media::SampleOptions::new("small".parse().unwrap());
+            options.duration = 4.0;
+            options.progress = false;
+            media::build_sample(&dir, &options).unwrap();
+        }
+        dir
+    })
+}
+
+/// An origin's state over `library` (default store) serving the default `live` channel,
+/// on `clock`.
+pub fn live_state(library: &Path, clock: &ManualClock) -> AppState {
+    let state = AppState::new(&OriginConfig {
+        library: library.to_path_buf(),
+        web_libs: None,
+        store: StoreLimits::default(),
+    })
+    .with_clock(clock.shared());
+    let live = LiveChannels::load(state.library(), &LiveConfig::default()).unwrap();
+    state.with_live(live)
 }
 
 /// Deterministic non-trivial bytes.

@@ -1,16 +1,16 @@
 //! The pages a person opens: the asset index and the watch page, and the player libraries
 //! (hls.js, dash.js, Shaka) served from a configured folder.
 
-use std::time::SystemTime;
-
 use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method};
 
-use crate::entity::{CachePolicy, Entity, respond, text_error};
+use crate::entity::{CachePolicy, Entity, respond};
+use crate::error::OriginError;
 use crate::library::{AssetInfo, DASH_MANIFEST, HLS_MANIFEST};
-use crate::{AppState, serve_file};
+use crate::routes::files::serve_file;
+use crate::state::AppState;
 
 /// Player libraries: the URL name under `/lib/` and where npm installs the browser build
 /// (first existing candidate wins; dash.js 5 moved its bundle under `modern/umd`).
@@ -31,7 +31,7 @@ const INDEX_HTML: &str = include_str!("web/index.html");
 
 /// Where a library's file is, if installed.
 async fn find_lib(state: &AppState, name: &str) -> Option<std::path::PathBuf> {
-    let dir = state.inner.web_libs.as_ref()?;
+    let dir = state.web_libs()?;
     let (_, candidates) = LIBS.iter().find(|(n, _)| *n == name)?;
     for candidate in *candidates {
         let path = dir.join(candidate);
@@ -48,18 +48,15 @@ pub async fn lib_file(
     Path(name): Path<String>,
     method: Method,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, OriginError> {
     if !LIBS.iter().any(|(n, _)| *n == name) {
-        return text_error(StatusCode::NOT_FOUND, "not found: unknown library");
+        return Err(OriginError::not_found("not found: unknown library"));
     }
     let Some(path) = find_lib(&state, &name).await else {
-        return text_error(
-            StatusCode::NOT_FOUND,
-            &format!(
-                "{name} is not installed: run `npm ci` in tests/browser, or start the origin \
-                 with --web-libs pointing at a node_modules folder that has it"
-            ),
-        );
+        return Err(OriginError::not_found(format!(
+            "{name} is not installed: run `npm ci` in tests/browser, or start the origin \
+             with --web-libs pointing at a node_modules folder that has it"
+        )));
     };
     let content_type = HeaderValue::from_static("text/javascript; charset=utf-8");
     serve_file(
@@ -82,13 +79,13 @@ fn escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A generated HTML page through the common response path (ETag, 304, HEAD).
-fn page(html: String, method: &Method, headers: &HeaderMap) -> Response {
+/// A generated HTML page through the common response path (ETag, 304, HEAD), dated now.
+fn page(state: &AppState, html: String, method: &Method, headers: &HeaderMap) -> Response {
     let entity = Entity::generated(
         Bytes::from(html),
         HeaderValue::from_static("text/html; charset=utf-8"),
         CachePolicy::Revalidate,
-        SystemTime::now(),
+        state.clock().now(),
     );
     respond(method, headers, &entity)
 }
@@ -137,7 +134,12 @@ pub async fn index(State(state): State<AppState>, method: Method, headers: Heade
         })
         .collect();
     let rows = rows + &live_rows;
-    page(INDEX_HTML.replace("{{ROWS}}", &rows), &method, &headers)
+    page(
+        &state,
+        INDEX_HTML.replace("{{ROWS}}", &rows),
+        &method,
+        &headers,
+    )
 }
 
 /// `/watch/{asset}`: the player page. All URLs in it are relative so it works through an edge.
@@ -146,10 +148,12 @@ pub async fn watch(
     Path(asset): Path<String>,
     method: Method,
     headers: HeaderMap,
-) -> Response {
-    let Some(info) = state.library().asset(&asset).await else {
-        return text_error(StatusCode::NOT_FOUND, "not found: no such asset");
-    };
+) -> Result<Response, OriginError> {
+    let info = state
+        .library()
+        .asset(&asset)
+        .await
+        .ok_or_else(|| OriginError::not_found("not found: no such asset"))?;
     let root = "../";
     let hls = info
         .has_hls
@@ -157,7 +161,7 @@ pub async fn watch(
     let dash = info
         .has_dash
         .then(|| format!("{root}vod/{}/{DASH_MANIFEST}", info.name));
-    watch_page(&state, &info.name, root, hls, dash, &method, &headers).await
+    Ok(watch_page(&state, &info.name, root, hls, dash, &method, &headers).await)
 }
 
 /// `/watch/live/{channel}`: the same page on a live channel.
@@ -166,14 +170,14 @@ pub async fn watch_live(
     Path(channel): Path<String>,
     method: Method,
     headers: HeaderMap,
-) -> Response {
-    if !state.live().names().any(|n| n == channel) {
-        return text_error(StatusCode::NOT_FOUND, "not found: no such live channel");
+) -> Result<Response, OriginError> {
+    if state.live().get(&channel).is_none() {
+        return Err(OriginError::not_found("not found: no such live channel"));
     }
     let root = "../../";
     let hls = Some(format!("{root}live/{channel}/{HLS_MANIFEST}"));
     let dash = Some(format!("{root}live/{channel}/{DASH_MANIFEST}"));
-    watch_page(
+    Ok(watch_page(
         &state,
         &format!("{channel} (live)"),
         root,
@@ -182,7 +186,7 @@ pub async fn watch_live(
         &method,
         &headers,
     )
-    .await
+    .await)
 }
 
 /// The player page for a title and its manifests. Every URL is relative (`root` leads from
@@ -214,7 +218,7 @@ async fn watch_page(
         .replace("{{TITLE}}", &escape(title))
         .replace("{{ROOT}}", root)
         .replace("{{CONFIG}}", &config);
-    page(html, method, headers)
+    page(state, html, method, headers)
 }
 
 #[cfg(test)]
