@@ -96,6 +96,7 @@ pub fn encode_audio(
                     data,
                     duration: FRAME_SAMPLES,
                     sync: true,
+                    composition_offset: 0,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -148,6 +148,7 @@ pub fn encode_rendition(
             data,
             duration: frame_ticks,
             sync: frame_type == FrameType::IDR,
+            composition_offset: 0,
         });
         on_frame();
         if segment.len() == job.frames_per_segment as usize {

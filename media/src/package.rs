@@ -1,31 +1,29 @@
 //! The built-in `sample` asset: the ladder encoded in parallel, packaged as CMAF with HLS
 //! and DASH manifests, and written atomically.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::asset::{Report, Staging, write_file, write_manifests};
 use crate::audio::{AudioJob, encode_audio};
 use crate::cmaf::{audio_init_segment, media_segment, video_init_segment};
 use crate::encode::{EncodeJob, encode_rendition};
 use crate::{
     Codec, Codecs, Ladder, MediaError, MediaType, Presentation, PresentationKind, Rendition,
-    Result, Rung, Segment, dash, hls,
+    Result, Rung, Segment, dash,
+};
+
+pub use crate::asset::{
+    AUDIO_RENDITION, INIT_SEGMENT, MASTER_PLAYLIST, MEDIA_PLAYLIST, MPD, PRESENTATION_JSON,
+    read_presentation,
 };
 
 /// The asset name of the built-in sample.
 pub const SAMPLE_ASSET: &str = "sample";
-/// File names inside an asset folder.
-pub const MASTER_PLAYLIST: &str = "master.m3u8";
-pub const MPD: &str = "manifest.mpd";
-pub const PRESENTATION_JSON: &str = "presentation.json";
-pub const MEDIA_PLAYLIST: &str = "index.m3u8";
-pub const INIT_SEGMENT: &str = "init.mp4";
-/// The folder (and rendition id) of the audio rendition.
-pub const AUDIO_RENDITION: &str = "audio";
 const AUDIO_SAMPLE_RATE: u32 = 48_000;
 const AUDIO_BITRATE: u32 = 128_000;
 
@@ -58,46 +56,8 @@ impl SampleOptions {
     }
 }
 
-/// What one rendition came out as.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RenditionReport {
-    pub id: String,
-    pub target_kbps: u32,
-    pub average_kbps: f64,
-    pub peak_kbps: f64,
-}
-
 /// What [`build_sample`] made.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SampleReport {
-    pub dir: PathBuf,
-    pub elapsed: Duration,
-    pub renditions: Vec<RenditionReport>,
-}
-
-impl std::fmt::Display for SampleReport {
-    /// The one-line summary: time taken and measured bit rate per rendition.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "sample written to {} in {:.1} s:",
-            self.dir.display(),
-            self.elapsed.as_secs_f64()
-        )?;
-        for r in &self.renditions {
-            write!(
-                f,
-                " {} {:.0}k (peak {:.0}k);",
-                r.id, r.average_kbps, r.peak_kbps
-            )?;
-        }
-        Ok(())
-    }
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(MediaError::io(path))
-}
+pub type SampleReport = Report;
 
 /// Encodes and packages one rung into `dir/{id}/`.
 fn package_rung(
@@ -220,37 +180,6 @@ fn package_audio(
     Ok(rendition)
 }
 
-/// Writes the manifests of `presentation` into the asset folder `dir`. Rendition URIs in the
-/// model are relative to the rendition folder; the multivariant playlist and MPD refer to
-/// them through the folder name.
-fn write_manifests(dir: &Path, presentation: &Presentation) -> Result<()> {
-    for r in &presentation.renditions {
-        write_file(
-            &dir.join(&r.id).join(MEDIA_PLAYLIST),
-            hls::write_vod_media_playlist(r)?.as_bytes(),
-        )?;
-    }
-    write_file(
-        &dir.join(MASTER_PLAYLIST),
-        hls::write_multivariant(presentation)?.as_bytes(),
-    )?;
-    write_file(
-        &dir.join(MPD),
-        dash::write_static_mpd(presentation)?.as_bytes(),
-    )?;
-    let json =
-        serde_json::to_vec_pretty(presentation).map_err(|e| MediaError::Invalid(e.to_string()))?;
-    write_file(&dir.join(PRESENTATION_JSON), &json)
-}
-
-/// Reads the presentation model of an asset folder made by [`build_sample`].
-pub fn read_presentation(asset_dir: &Path) -> Result<Presentation> {
-    let path = asset_dir.join(PRESENTATION_JSON);
-    let bytes = std::fs::read(&path).map_err(MediaError::io(&path))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| MediaError::Invalid(format!("{}: {e}", path.display())))
-}
-
 /// Encodes the sample ladder and writes `out_dir/sample/` (see the crate docs for the
 /// layout). Renditions encode in parallel across cores. The asset is assembled in a
 /// temporary folder and renamed into place, so an interrupted run never leaves a half asset
@@ -280,59 +209,17 @@ pub fn build_sample(out_dir: &Path, opts: &SampleOptions) -> Result<SampleReport
         )));
     }
     let segments = segments as u32;
-    std::fs::create_dir_all(out_dir).map_err(MediaError::io(out_dir))?;
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let tmp = out_dir.join(format!(
-        ".{SAMPLE_ASSET}.tmp-{}-{nonce}",
-        std::process::id()
-    ));
-    let result = build_into(&tmp, opts, segments);
-    let presentation = match result {
-        Ok(p) => p,
-        Err(e) => {
-            // Best effort: the temporary folder is ours alone.
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-    };
-    let dir = out_dir.join(SAMPLE_ASSET);
-    // Replace any previous sample: move it aside first so `dir` is never half-written.
-    let old = out_dir.join(format!(
-        ".{SAMPLE_ASSET}.old-{}-{nonce}",
-        std::process::id()
-    ));
-    let had_old = dir.exists();
-    if had_old {
-        std::fs::rename(&dir, &old).map_err(MediaError::io(&dir))?;
-    }
-    std::fs::rename(&tmp, &dir).map_err(MediaError::io(&dir))?;
-    if had_old {
-        std::fs::remove_dir_all(&old).map_err(MediaError::io(&old))?;
-    }
-    let targets = opts
-        .ladder
-        .rungs
-        .iter()
-        .map(|r| r.kbps)
-        .chain([AUDIO_BITRATE / 1000]);
-    let renditions = presentation
-        .renditions
-        .iter()
-        .zip(targets)
-        .map(|(r, target_kbps)| RenditionReport {
-            id: r.id.clone(),
-            target_kbps,
-            average_kbps: r.bandwidth_avg as f64 / 1000.0,
-            peak_kbps: r.bandwidth_peak as f64 / 1000.0,
-        })
-        .collect();
-    Ok(SampleReport {
-        dir,
-        elapsed: started.elapsed(),
-        renditions,
-    })
+    let staging = Staging::new(out_dir, SAMPLE_ASSET)?;
+    let presentation = build_into(staging.path(), opts, segments)?;
+    let dir = staging.commit()?;
+    Ok(Report::new(dir, started, &presentation, &|r| {
+        opts.ladder
+            .rungs
+            .iter()
+            .find(|rung| rung.id() == r.id)
+            .map(|rung| rung.kbps)
+            .or((r.id == AUDIO_RENDITION).then_some(AUDIO_BITRATE / 1000))
+    }))
 }
 
 fn build_into(dir: &Path, opts: &SampleOptions, segments: u32) -> Result<Presentation> {
