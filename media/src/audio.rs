@@ -54,10 +54,24 @@ fn aac_error(e: impl std::fmt::Debug) -> MediaError {
     MediaError::Encoder(format!("AAC encoder: {e:?}"))
 }
 
-/// Encodes the audio of `job`; `on_segment(number, base_time, samples)` receives each
-/// segment (numbered from 1) with its decode time in samples.
+/// The sample's tone as a PCM source for [`encode_audio`]: fills interleaved stereo frames.
+pub fn tone(sample_rate: u32) -> impl FnMut(&mut [i16]) -> Result<()> {
+    let mut index = 0u64;
+    move |buf| {
+        for pair in buf.chunks_exact_mut(2) {
+            pair.fill(pcm(index, sample_rate));
+            index += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Encodes `job` from `source` (which fills a buffer of interleaved 16-bit stereo PCM at
+/// the job's rate, silence past its end); `on_segment(number, base_time, samples)` receives
+/// each segment (numbered from 1) with its decode time in samples.
 pub fn encode_audio(
     job: &AudioJob,
+    mut source: impl FnMut(&mut [i16]) -> Result<()>,
     mut on_segment: impl FnMut(u32, u64, &[Sample]) -> Result<()>,
 ) -> Result<AudioTrack> {
     let encoder = Encoder::new(EncoderParams {
@@ -70,17 +84,12 @@ pub fn encode_audio(
     .map_err(aac_error)?;
     let info = encoder.info().map_err(aac_error)?;
     let asc = info.confBuf[..(info.confSize as usize).min(info.confBuf.len())].to_vec();
-    let mut pcm_index = 0u64;
     let mut input = vec![0i16; 2 * FRAME_SAMPLES as usize];
     let mut output = vec![0u8; 8192];
     let mut next_frame = || -> Result<Vec<u8>> {
         // The encoder may hold the first frames back (look-ahead): feed until it emits.
         for _ in 0..16 {
-            for pair in input.chunks_exact_mut(2) {
-                let v = pcm(pcm_index, job.sample_rate);
-                pair.fill(v);
-                pcm_index += 1;
-            }
+            source(&mut input)?;
             let done = encoder.encode(&input, &mut output).map_err(aac_error)?;
             if done.output_size > 0 {
                 return Ok(output[..done.output_size].to_vec());
@@ -144,7 +153,7 @@ mod tests {
             segments: 2,
         };
         let mut got = Vec::new();
-        let track = encode_audio(&job, |n, t, s| {
+        let track = encode_audio(&job, tone(48_000), |n, t, s| {
             got.push((n, t, s.len()));
             Ok(())
         })

@@ -14,6 +14,8 @@
 //! - [`mp4`]: MP4 / MOV / fragmented MP4 demuxing (sample indexes, samples streamed by offset);
 //! - [`repackage`]: the user's files repackaged without re-encoding ([`package()`]), and the
 //!   [`inspect`] probe; [`segmenter`]: its pure decisions (cuts, alignment, audio split);
+//! - [`transcode`]: `media ladder`: one file decoded (ffmpeg pipe), scaled ([`scale`]) and
+//!   encoded at every rung, then packaged ([`ladder()`]);
 //! - [`asset`]: atomic asset folders, manifests, reports and progress.
 
 pub mod asset;
@@ -29,9 +31,11 @@ pub mod model;
 pub mod mp4;
 pub mod package;
 pub mod repackage;
+pub mod scale;
 pub mod segmenter;
 pub mod source;
 pub mod steering;
+pub mod transcode;
 
 pub use asset::{Cancel, Progress, RenditionReport, Report, Stage, read_presentation};
 pub use codecs::{Codec, Codecs};
@@ -39,6 +43,7 @@ pub use ladder::{Ladder, Rung};
 pub use model::{MediaType, Presentation, PresentationKind, Rendition, Segment};
 pub use package::{SampleOptions, SampleReport, build_sample};
 pub use repackage::{PackageOptions, SourceInfo, inspect, package};
+pub use transcode::{LadderOptions, ladder};
 pub use steering::{Delivery, Pathway, SteeringManifest, SteeringProtocol, SteeringServer};
 
 /// Errors of the media crate.

@@ -66,6 +66,28 @@ enum Command {
         #[arg(long, env = "MEDIA_QUIET")]
         quiet: bool,
     },
+    /// Build the adaptive ladder of one file into LIB/NAME/: decode (ffmpeg), scale and
+    /// encode (openh264) every rung at or below the source's height, audio copied when AAC
+    /// (re-encoded to AAC otherwise), then packaged like `package`.
+    Ladder {
+        input: PathBuf,
+        /// Library folder to write the asset into.
+        #[arg(long, env = "MEDIA_OUT", default_value = "data")]
+        out: PathBuf,
+        /// Asset name (the folder under LIB).
+        #[arg(long, env = "MEDIA_NAME")]
+        name: String,
+        /// `default`, `small` or a list such as `300,750@640x360,1200` (kbit/s, optional
+        /// resolution; widths follow the source's aspect ratio).
+        #[arg(long, env = "MEDIA_LADDER", default_value = "default")]
+        ladder: Ladder,
+        /// Seconds per segment (rounded to whole frames).
+        #[arg(long, env = "MEDIA_SEGMENT", default_value_t = 2.0)]
+        segment: f64,
+        /// No progress bar.
+        #[arg(long, env = "MEDIA_QUIET")]
+        quiet: bool,
+    },
     /// Print what a file holds (container, duration, video and audio), reading only its
     /// structure.
     Inspect { input: PathBuf },
@@ -111,7 +133,19 @@ fn cancel_on_signal() -> Cancel {
     cancel
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; an error is printed as one line (the library's errors name the file
+/// and the reason) and the exit code is 1.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("media: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -158,6 +192,25 @@ fn main() -> anyhow::Result<()> {
                 });
             bar.finish_and_clear();
             // The library's errors are one line naming the file and the reason.
+            let report = result?;
+            println!("{report}");
+        }
+        Command::Ladder {
+            input,
+            out,
+            name,
+            ladder,
+            segment,
+            quiet,
+        } => {
+            let opts = media::LadderOptions {
+                ladder,
+                segment,
+                cancel: cancel_on_signal(),
+            };
+            let bar = progress_bar(quiet)?;
+            let result = media::ladder(&input, &out, &name, &opts, |p| show(&bar, p));
+            bar.finish_and_clear();
             let report = result?;
             println!("{report}");
         }

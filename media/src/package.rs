@@ -9,7 +9,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::asset::{Report, Staging, write_file, write_manifests};
-use crate::audio::{AudioJob, encode_audio};
+use crate::audio::{AudioJob, encode_audio, tone};
 use crate::cmaf::{audio_init_segment, media_segment, video_init_segment};
 use crate::encode::{EncodeJob, encode_rendition};
 use crate::{
@@ -141,7 +141,7 @@ fn package_audio(
     };
     let rate = f64::from(AUDIO_SAMPLE_RATE);
     let mut model_segments = Vec::with_capacity(segments as usize);
-    let track = encode_audio(&job, |number, base_time, samples| {
+    let track = encode_audio(&job, tone(AUDIO_SAMPLE_RATE), |number, base_time, samples| {
         let bytes = media_segment(number, base_time, samples)?;
         let name = format!("{number}.m4s");
         write_file(&rendition_dir.join(&name), &bytes)?;

@@ -56,17 +56,17 @@ fn input_error(path: &Path, reason: InputError) -> MediaError {
 
 /// A video track placed on the title's timeline.
 #[derive(Debug)]
-struct VideoTimeline {
+pub(crate) struct VideoTimeline {
     /// Index of the first sample kept (the first keyframe presented at or after the edit
     /// list's start).
-    first: usize,
+    pub(crate) first: usize,
     /// Track ticks subtracted from edited presentation times, so the first kept keyframe
     /// presents at 0.
-    zero: i64,
+    pub(crate) zero: i64,
     /// Keyframes (sync samples from `first` on): presentation seconds and sample index.
     keyframes: Vec<(f64, usize)>,
     /// Presentation end of the last frame, seconds.
-    end: f64,
+    pub(crate) end: f64,
     /// The shortest frame duration, seconds (half of it is the alignment tolerance).
     frame: f64,
 }
@@ -139,6 +139,13 @@ impl VideoTimeline {
     }
 }
 
+/// The timeline of `track` (of the file at `path`), its keyframe gaps checked.
+pub(crate) fn video_timeline(path: &Path, track: &Track) -> Result<VideoTimeline> {
+    let timeline = VideoTimeline::of(path, track)?;
+    timeline.check_gaps(path)?;
+    Ok(timeline)
+}
+
 /// One opened input and its video track.
 #[derive(Debug)]
 struct VideoInput {
@@ -160,8 +167,7 @@ impl VideoInput {
         let codec = movie.tracks[track]
             .video_codec()
             .map_err(|reason| input_error(path, reason))?;
-        let timeline = VideoTimeline::of(path, &movie.tracks[track])?;
-        timeline.check_gaps(path)?;
+        let timeline = video_timeline(path, &movie.tracks[track])?;
         Ok(Self {
             path: path.to_path_buf(),
             movie,

@@ -1,0 +1,541 @@
+//! `media ladder`: one file decoded, scaled and encoded at every rung of a ladder, its
+//! audio carried over (AAC) or re-encoded to AAC, then packaged like `media package`.
+//!
+//! Decoding goes through the system `ffmpeg` (Debian's), piped: raw yuv420p frames on its
+//! stdout, one process per job, killed when the job stops early. Each rung has its own
+//! thread (scale with [`crate::scale`], encode with [`crate::encode::H264Encoder`]) fed
+//! through a bounded channel, so memory stays at a few frames per rung. Every rung gets an
+//! IDR at the same frames (one per segment), so the renditions are aligned by
+//! construction.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::Instant;
+
+use crate::asset::{
+    AUDIO_RENDITION, Cancel, INIT_SEGMENT, MEDIA_PLAYLIST, Progress, Report, Stage, Staging,
+    write_file, write_manifests,
+};
+use crate::audio::{AudioJob, FRAME_SAMPLES, encode_audio};
+use crate::cmaf::{Sample, audio_init_segment, media_segment, video_init_segment};
+use crate::encode::H264Encoder;
+use crate::mp4::{Movie, TrackKind};
+use crate::repackage::{AudioSource, write_audio};
+use crate::scale::scale_frame;
+use crate::source::Frame;
+use crate::{
+    Codec, Codecs, InputError, Ladder, MediaError, MediaType, Presentation, PresentationKind,
+    Rendition, Result, Rung, Segment,
+};
+
+/// How to build a ladder.
+#[derive(Debug, Clone)]
+pub struct LadderOptions {
+    pub ladder: Ladder,
+    /// Target seconds per segment (a whole number of frames: rounded to one).
+    pub segment: f64,
+    pub cancel: Cancel,
+}
+
+impl LadderOptions {
+    pub fn new(ladder: Ladder) -> Self {
+        Self {
+            ladder,
+            segment: 2.0,
+            cancel: Cancel::new(),
+        }
+    }
+}
+
+/// AAC made when the source's audio is not AAC.
+const AUDIO_RATE: u32 = 48_000;
+const AUDIO_BITRATE: u32 = 128_000;
+/// Frames queued per rung between the decoder and that rung's encoder.
+const QUEUE: usize = 4;
+/// Most stderr kept from ffmpeg for an error message.
+const STDERR_LIMIT: u64 = 16 << 10;
+
+fn input_error(path: &Path, reason: InputError) -> MediaError {
+    MediaError::Input {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// Even numbers only: 4:2:0 needs them.
+fn even(x: f64) -> u32 {
+    ((x / 2.0).round() as u32 * 2).max(2)
+}
+
+/// The rungs to encode for a `width × height` source: those at or below its height, each
+/// resized to the source's aspect ratio; and, when none is at the source's own height, one
+/// there too, at the bit rate per pixel of the highest rung kept (or of the lowest rung,
+/// for a source smaller than every rung).
+pub fn rungs_for_source(ladder: &Ladder, width: u32, height: u32) -> Vec<Rung> {
+    let aspect = f64::from(width) / f64::from(height.max(1));
+    let fit = |r: &Rung, h: u32| Rung {
+        kbps: r.kbps,
+        width: even(f64::from(h) * aspect).min(even(f64::from(width))),
+        height: h,
+    };
+    let mut rungs: Vec<Rung> = ladder
+        .rungs
+        .iter()
+        .filter(|r| r.height <= height)
+        .map(|r| fit(r, r.height))
+        .collect();
+    let own = even(f64::from(height)).min(height.max(2));
+    if !rungs.iter().any(|r| r.height == own) {
+        let reference = rungs.last().or(ladder.rungs.first()).copied();
+        if let Some(reference) = reference {
+            let pixels = |r: &Rung| f64::from(r.width) * f64::from(r.height);
+            let mut top = fit(&reference, own);
+            let kbps = f64::from(reference.kbps) * pixels(&top) / pixels(&reference).max(1.0);
+            top.kbps = ((kbps / 50.0).round() as u32 * 50).max(50);
+            rungs.push(top);
+        }
+    }
+    rungs.sort_by_key(|r| (r.height, r.kbps));
+    rungs.dedup_by_key(|r| r.id());
+    rungs
+}
+
+/// A child process killed (and reaped) when dropped, so a job that stops early never
+/// leaves an ffmpeg running.
+#[derive(Debug)]
+struct Piped {
+    child: Child,
+    stdout: ChildStdout,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Piped {
+    fn spawn(input: &Path, args: &[&str]) -> Result<Self> {
+        let mut child = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(input)
+            .args(args)
+            .arg("-")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                input_error(
+                    input,
+                    InputError::Decode(format!(
+                        "cannot run ffmpeg ({e}): install it (Debian: apt-get install ffmpeg)"
+                    )),
+                )
+            })?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| MediaError::Encoder("ffmpeg has no stdout".into()))?;
+        let stderr = child.stderr.take().map(|pipe| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.take(STDERR_LIMIT).read_to_string(&mut text);
+                text
+            })
+        });
+        Ok(Self {
+            child,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Fills `buf` from the child's output; `false` at its end.
+    fn read_exact_or_end(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.stdout.read(&mut buf[filled..])? {
+                0 if filled == 0 => return Ok(false),
+                0 => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "ffmpeg's output ends inside a frame",
+                    ));
+                }
+                n => filled += n,
+            }
+        }
+        Ok(true)
+    }
+
+    /// Waits for the child; an error carries the last line ffmpeg printed.
+    fn finish(mut self, input: &Path) -> Result<()> {
+        let status = self.child.wait().map_err(MediaError::io(input))?;
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        if status.success() {
+            Ok(())
+        } else {
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            Err(input_error(
+                input,
+                InputError::Decode(format!("ffmpeg {status}: {}", last.trim())),
+            ))
+        }
+    }
+}
+
+impl Drop for Piped {
+    fn drop(&mut self) {
+        // Already exited when `finish` ran; otherwise the job stopped early.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One rung's encoder thread: frames in, segments written to `dir/{id}/`.
+fn encode_rung(
+    dir: &Path,
+    rung: Rung,
+    fps: f64,
+    timescale: u32,
+    frame_ticks: u32,
+    gop: usize,
+    frames: &Receiver<Arc<Frame>>,
+) -> Result<Rendition> {
+    let id = rung.id();
+    let rendition_dir = dir.join(&id);
+    std::fs::create_dir_all(&rendition_dir).map_err(MediaError::io(&rendition_dir))?;
+    let mut encoder = H264Encoder::new(rung.kbps * 1000, fps)?;
+    let mut scaled = Frame::new(rung.width as usize, rung.height as usize);
+    let mut samples: Vec<Sample> = Vec::with_capacity(gop);
+    let mut segments = Vec::new();
+    let mut index = 0u64;
+    let flush = |samples: &mut Vec<Sample>, segments: &mut Vec<Segment>| -> Result<()> {
+        let number = segments.len() as u32 + 1;
+        let base = u64::from(number - 1) * gop as u64 * u64::from(frame_ticks);
+        let bytes = media_segment(number, base, samples)?;
+        let name = format!("{number}.m4s");
+        write_file(&rendition_dir.join(&name), &bytes)?;
+        segments.push(Segment {
+            number: u64::from(number),
+            start: base as f64 / f64::from(timescale),
+            duration: (samples.len() as u64 * u64::from(frame_ticks)) as f64 / f64::from(timescale),
+            size: Some(bytes.len() as u64),
+            uri: name,
+        });
+        samples.clear();
+        Ok(())
+    };
+    for frame in frames {
+        scale_frame(&frame, &mut scaled);
+        let millis = (index as f64 * 1000.0 / fps) as u64;
+        let (data, sync) = encoder.encode(&scaled, millis, samples.is_empty())?;
+        samples.push(Sample {
+            data,
+            duration: frame_ticks,
+            sync,
+            composition_offset: 0,
+        });
+        index += 1;
+        if samples.len() == gop {
+            flush(&mut samples, &mut segments)?;
+        }
+    }
+    if !samples.is_empty() {
+        flush(&mut samples, &mut segments)?;
+    }
+    let track = encoder.track(rung.width, rung.height, timescale)?;
+    write_file(&rendition_dir.join(INIT_SEGMENT), &video_init_segment(&track)?)?;
+    let mut rendition = Rendition {
+        id: id.clone(),
+        media_type: MediaType::Video,
+        bandwidth_peak: 0,
+        bandwidth_avg: 0,
+        width: Some(rung.width),
+        height: Some(rung.height),
+        frame_rate: Some((fps * 1000.0).round() / 1000.0),
+        codecs: Codecs::single(Codec::from_sps(&track.sps)?),
+        sample_rate: None,
+        init_uri: Some(INIT_SEGMENT.into()),
+        playlist_uri: Some(format!("{id}/{MEDIA_PLAYLIST}")),
+        segments,
+    };
+    rendition.measure_bandwidth();
+    Ok(rendition)
+}
+
+/// Re-encodes the input's first audio track to AAC-LC (48 kHz stereo, 128 kbit/s), decoded
+/// by ffmpeg, segmented like the video (`segments` of `segment` seconds).
+fn reencode_audio(
+    dir: &Path,
+    input: &Path,
+    segment: f64,
+    segments: u32,
+    cancel: &Cancel,
+) -> Result<Rendition> {
+    let rendition_dir = dir.join(AUDIO_RENDITION);
+    std::fs::create_dir_all(&rendition_dir).map_err(MediaError::io(&rendition_dir))?;
+    let rate = AUDIO_RATE.to_string();
+    let mut pcm = Piped::spawn(
+        input,
+        &["-map", "0:a:0", "-f", "s16le", "-ac", "2", "-ar", &rate],
+    )?;
+    let mut bytes = vec![0u8; 2 * 2 * FRAME_SAMPLES as usize];
+    let mut ended = false;
+    let source = |buf: &mut [i16]| -> Result<()> {
+        cancel.check()?;
+        let want = buf.len() * 2;
+        if bytes.len() != want {
+            bytes.resize(want, 0);
+        }
+        if ended || !pcm.read_exact_or_end(&mut bytes).map_err(MediaError::io(input))? {
+            // Silence past the end: the segmenting stops at the video's length.
+            ended = true;
+            buf.fill(0);
+            return Ok(());
+        }
+        for (s, b) in buf.iter_mut().zip(bytes.chunks_exact(2)) {
+            *s = i16::from_le_bytes([b[0], b[1]]);
+        }
+        Ok(())
+    };
+    let job = AudioJob {
+        sample_rate: AUDIO_RATE,
+        bitrate: AUDIO_BITRATE,
+        segment,
+        segments,
+    };
+    let mut model_segments = Vec::new();
+    let track = encode_audio(&job, source, |number, base_time, samples| {
+        let bytes = media_segment(number, base_time, samples)?;
+        let name = format!("{number}.m4s");
+        write_file(&rendition_dir.join(&name), &bytes)?;
+        let ticks: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
+        model_segments.push(Segment {
+            number: u64::from(number),
+            start: base_time as f64 / f64::from(AUDIO_RATE),
+            duration: ticks as f64 / f64::from(AUDIO_RATE),
+            size: Some(bytes.len() as u64),
+            uri: name,
+        });
+        Ok(())
+    })?;
+    // The rest of ffmpeg's output (audio longer than the video) is not needed.
+    drop(pcm);
+    write_file(&rendition_dir.join(INIT_SEGMENT), &audio_init_segment(&track)?)?;
+    let mut rendition = Rendition {
+        id: AUDIO_RENDITION.into(),
+        media_type: MediaType::Audio,
+        bandwidth_peak: 0,
+        bandwidth_avg: 0,
+        width: None,
+        height: None,
+        frame_rate: None,
+        codecs: Codecs::single(Codec::from_audio_specific_config(&track.audio_specific_config)?),
+        sample_rate: Some(AUDIO_RATE),
+        init_uri: Some(INIT_SEGMENT.into()),
+        playlist_uri: Some(format!("{AUDIO_RENDITION}/{MEDIA_PLAYLIST}")),
+        segments: model_segments,
+    };
+    rendition.measure_bandwidth();
+    Ok(rendition)
+}
+
+/// Builds the adaptive ladder of `input` into `out_lib/name/`: decoded by ffmpeg, scaled and
+/// encoded at every rung at or below the source's height (and one at its own height),
+/// audio carried (AAC) or re-encoded to AAC, packaged like [`crate::package()`].
+/// `progress` hears the stage and fraction done. The asset appears in one rename when
+/// complete; on any error or cancellation nothing is left in `out_lib`. Safe to call from a
+/// blocking thread; prints nothing.
+pub fn ladder(
+    input: &Path,
+    out_lib: &Path,
+    name: &str,
+    opts: &LadderOptions,
+    progress: impl Fn(Progress),
+) -> Result<Report> {
+    let started = Instant::now();
+    crate::asset::check_asset_name(name)?;
+    progress(Progress {
+        stage: Stage::Probing,
+        fraction: 0.0,
+    });
+    let movie = Movie::open(input)?;
+    let track = movie
+        .video()
+        .ok_or_else(|| input_error(input, InputError::NoVideo))?;
+    let (width, height) = track
+        .dimensions()
+        .filter(|&(w, h)| w >= 16 && h >= 16)
+        .ok_or_else(|| input_error(input, InputError::Corrupt("no picture size".into())))?;
+    let timeline = crate::repackage::video_timeline(input, track)?;
+    let frames_expected = track.samples.len().saturating_sub(timeline.first).max(1);
+    let fps = frames_expected as f64 / timeline.end.max(1e-3);
+    if !(1.0..=240.0).contains(&fps) {
+        return Err(input_error(
+            input,
+            InputError::Corrupt(format!("{fps:.2} frames per second")),
+        ));
+    }
+    // NTSC rates (29.97 = 30000/1001) on a 1001-tick clock, others on 90 kHz.
+    let ntsc = fps * 1001.0 / 1000.0;
+    let (timescale, frame_ticks) = if (ntsc - ntsc.round()).abs() < 0.005 && (fps - fps.round()).abs() > 0.005 {
+        (ntsc.round() as u32 * 1000, 1001)
+    } else {
+        (90_000, (90_000.0 / fps).round() as u32)
+    };
+    let fps = f64::from(timescale) / f64::from(frame_ticks);
+    let gop = ((opts.segment * fps).round() as usize).max(1);
+    let segment_secs = gop as f64 / fps;
+    let rungs = rungs_for_source(&opts.ladder, width, height);
+    let staging = Staging::new(out_lib, name)?;
+    let dir = staging.path();
+
+    // Decode once, fan out to one thread per rung.
+    let mut decoder = Piped::spawn(
+        input,
+        &[
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    )?;
+    let (w, h) = (width as usize, height as usize);
+    let frame_bytes = w * h + 2 * (w.div_ceil(2) * h.div_ceil(2));
+    let mut decoded = 0usize;
+    let renditions = std::thread::scope(|scope| -> Result<Vec<Rendition>> {
+        let mut senders: Vec<SyncSender<Arc<Frame>>> = Vec::new();
+        let mut workers = Vec::new();
+        for rung in &rungs {
+            let (tx, rx) = sync_channel::<Arc<Frame>>(QUEUE);
+            senders.push(tx);
+            let rung = *rung;
+            workers.push(scope.spawn(move || {
+                encode_rung(dir, rung, fps, timescale, frame_ticks, gop, &rx)
+            }));
+        }
+        let mut raw = vec![0u8; frame_bytes];
+        let read = (|| -> Result<()> {
+            loop {
+                opts.cancel.check()?;
+                if !decoder
+                    .read_exact_or_end(&mut raw)
+                    .map_err(MediaError::io(input))?
+                {
+                    return Ok(());
+                }
+                let mut frame = Frame::new(w, h);
+                let (y, chroma) = raw.split_at(w * h);
+                let (u, v) = chroma.split_at(chroma.len() / 2);
+                frame.y.copy_from_slice(y);
+                frame.u.copy_from_slice(u);
+                frame.v.copy_from_slice(v);
+                let frame = Arc::new(frame);
+                for tx in &senders {
+                    // A worker gone means it failed: its error is reported below.
+                    if tx.send(Arc::clone(&frame)).is_err() {
+                        return Ok(());
+                    }
+                }
+                decoded += 1;
+                progress(Progress {
+                    stage: Stage::Encoding,
+                    fraction: (decoded as f64 / frames_expected as f64).min(1.0),
+                });
+            }
+        })();
+        drop(senders);
+        let results: Vec<Result<Rendition>> = workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(MediaError::Encoder("an encoder thread panicked".into())))
+            })
+            .collect();
+        read?;
+        results.into_iter().collect()
+    })?;
+    decoder.finish(input)?;
+    if decoded == 0 {
+        return Err(input_error(input, InputError::Decode("no frame decoded".into())));
+    }
+    let segments = decoded.div_ceil(gop);
+    let video_end = decoded as f64 / fps;
+    let mut renditions = renditions;
+    progress(Progress {
+        stage: Stage::Audio,
+        fraction: 0.0,
+    });
+    if let Some(aac) = movie.aac() {
+        let cuts: Vec<f64> = (0..segments).map(|k| k as f64 * segment_secs).collect();
+        let source = AudioSource {
+            path: input,
+            track: aac,
+            video_zero: timeline.zero as f64 / f64::from(track.timescale),
+        };
+        if let Some(r) = write_audio(dir, &source, &cuts, video_end, &opts.cancel, |_| {})? {
+            renditions.push(r);
+        }
+    } else if movie.tracks.iter().any(|t| t.kind == TrackKind::Audio) {
+        let n = u32::try_from(segments).map_err(|_| MediaError::Invalid("too many segments".into()))?;
+        renditions.push(reencode_audio(dir, input, segment_secs, n, &opts.cancel)?);
+    }
+    progress(Progress {
+        stage: Stage::Packaging,
+        fraction: 1.0,
+    });
+    let mut presentation = Presentation {
+        kind: PresentationKind::Vod,
+        renditions,
+        delivery: Default::default(),
+    };
+    presentation.sort();
+    write_manifests(dir, &presentation)?;
+    opts.cancel.check()?;
+    let out = staging.commit()?;
+    Ok(Report::new(out, started, &presentation, &|r| {
+        rungs
+            .iter()
+            .find(|rung| rung.id() == r.id)
+            .map(|rung| rung.kbps)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(rungs: &[Rung]) -> Vec<String> {
+        rungs
+            .iter()
+            .map(|r| format!("{}x{}@{}", r.width, r.height, r.kbps))
+            .collect()
+    }
+
+    #[test]
+    fn rungs_stop_at_the_source_and_include_its_height() {
+        let default = Ladder::default_ladder();
+        // A 720p source keeps the five rungs up to 720p; its own height is one of them.
+        assert_eq!(
+            ids(&rungs_for_source(&default, 1280, 720)),
+            ["480x270@300", "640x360@750", "848x480@1200", "960x540@1850", "1280x720@2850"]
+        );
+        // 1280x544 (scope): rungs keep the aspect ratio, plus one at 544 lines.
+        let scope = rungs_for_source(&default, 1280, 544);
+        assert_eq!(scope.last().map(|r| (r.width, r.height)), Some((1280, 544)));
+        assert!(scope.iter().all(|r| r.height <= 544));
+        assert_eq!(scope[0].width, 636);
+        // A source smaller than every rung gets one rung at its own size.
+        let tiny = rungs_for_source(&default, 320, 180);
+        // 300 kbit/s at 480x270, per pixel, is 133 at 320x180: 150 in steps of 50.
+        assert_eq!(ids(&tiny), ["320x180@150"]);
+    }
+}
