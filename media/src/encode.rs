@@ -75,7 +75,10 @@ pub struct H264Encoder {
 impl std::fmt::Debug for H264Encoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("H264Encoder")
-            .field("has_parameter_sets", &(self.sps.is_some() && self.pps.is_some()))
+            .field(
+                "has_parameter_sets",
+                &(self.sps.is_some() && self.pps.is_some()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -108,7 +111,12 @@ impl H264Encoder {
 
     /// Encodes one frame presented at `millis`; `idr` forces an IDR (a segment start).
     /// Returns the access unit in AVCC form and whether it is an IDR.
-    pub fn encode(&mut self, frame: &impl YUVSource, millis: u64, idr: bool) -> Result<(Vec<u8>, bool)> {
+    pub fn encode(
+        &mut self,
+        frame: &impl YUVSource,
+        millis: u64,
+        idr: bool,
+    ) -> Result<(Vec<u8>, bool)> {
         if idr {
             // The intra period alone can drift after a reset: an IDR is forced.
             self.encoder.force_intra_frame();

@@ -43,8 +43,8 @@ pub use ladder::{Ladder, Rung};
 pub use model::{MediaType, Presentation, PresentationKind, Rendition, Segment};
 pub use package::{SampleOptions, SampleReport, build_sample};
 pub use repackage::{PackageOptions, SourceInfo, inspect, package};
-pub use transcode::{LadderOptions, ladder};
 pub use steering::{Delivery, Pathway, SteeringManifest, SteeringProtocol, SteeringServer};
+pub use transcode::{LadderOptions, ladder};
 
 /// Errors of the media crate.
 #[derive(Debug, thiserror::Error)]

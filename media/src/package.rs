@@ -141,21 +141,25 @@ fn package_audio(
     };
     let rate = f64::from(AUDIO_SAMPLE_RATE);
     let mut model_segments = Vec::with_capacity(segments as usize);
-    let track = encode_audio(&job, tone(AUDIO_SAMPLE_RATE), |number, base_time, samples| {
-        let bytes = media_segment(number, base_time, samples)?;
-        let name = format!("{number}.m4s");
-        write_file(&rendition_dir.join(&name), &bytes)?;
-        let ticks: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
-        model_segments.push(Segment {
-            number: u64::from(number),
-            start: base_time as f64 / rate,
-            duration: ticks as f64 / rate,
-            size: Some(bytes.len() as u64),
-            uri: name,
-        });
-        bar.inc(1);
-        Ok(())
-    })?;
+    let track = encode_audio(
+        &job,
+        tone(AUDIO_SAMPLE_RATE),
+        |number, base_time, samples| {
+            let bytes = media_segment(number, base_time, samples)?;
+            let name = format!("{number}.m4s");
+            write_file(&rendition_dir.join(&name), &bytes)?;
+            let ticks: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
+            model_segments.push(Segment {
+                number: u64::from(number),
+                start: base_time as f64 / rate,
+                duration: ticks as f64 / rate,
+                size: Some(bytes.len() as u64),
+                uri: name,
+            });
+            bar.inc(1);
+            Ok(())
+        },
+    )?;
     write_file(
         &rendition_dir.join(INIT_SEGMENT),
         &audio_init_segment(&track)?,

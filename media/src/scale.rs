@@ -114,7 +114,9 @@ pub fn scale_plane(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize, 
 
 /// Scales every plane of `src` into `dst` (whose size is the target's).
 pub fn scale_frame(src: &Frame, dst: &mut Frame) {
-    scale_plane(&src.y, src.width, src.height, &mut dst.y, dst.width, dst.height);
+    scale_plane(
+        &src.y, src.width, src.height, &mut dst.y, dst.width, dst.height,
+    );
     let (scw, sch) = (src.chroma_width(), src.height.div_ceil(2));
     let (dcw, dch) = (dst.chroma_width(), dst.height.div_ceil(2));
     scale_plane(&src.u, scw, sch, &mut dst.u, dcw, dch);
@@ -140,7 +142,9 @@ mod tests {
         // Columns alternate 0 and 200: an area filter gives the mean, 100, everywhere
         // (away from the edges, where clamping weighs the edge pixel twice).
         let (sw, sh) = (16, 4);
-        let src: Vec<u8> = (0..sw * sh).map(|i| if i % 2 == 0 { 0 } else { 200 }).collect();
+        let src: Vec<u8> = (0..sw * sh)
+            .map(|i| if i % 2 == 0 { 0 } else { 200 })
+            .collect();
         let mut dst = vec![0u8; 8 * 2];
         scale_plane(&src, sw, sh, &mut dst, 8, 2);
         for x in 1..7 {
@@ -157,7 +161,11 @@ mod tests {
         // Output x covers source 4x..4x+4, whose mean is 4x + 1.5.
         for x in 2..62 {
             let expected = 4.0 * x as f64 + 1.5;
-            assert!((f64::from(dst[x]) - expected).abs() <= 1.0, "x={x}: {}", dst[x]);
+            assert!(
+                (f64::from(dst[x]) - expected).abs() <= 1.0,
+                "x={x}: {}",
+                dst[x]
+            );
         }
         let mut up = vec![0u8; 512 * 2];
         scale_plane(&src, sw, sh, &mut up, 512, 2);

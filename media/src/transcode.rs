@@ -178,7 +178,11 @@ impl Piped {
         if status.success() {
             Ok(())
         } else {
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
             Err(input_error(
                 input,
                 InputError::Decode(format!("ffmpeg {status}: {}", last.trim())),
@@ -248,7 +252,10 @@ fn encode_rung(
         flush(&mut samples, &mut segments)?;
     }
     let track = encoder.track(rung.width, rung.height, timescale)?;
-    write_file(&rendition_dir.join(INIT_SEGMENT), &video_init_segment(&track)?)?;
+    write_file(
+        &rendition_dir.join(INIT_SEGMENT),
+        &video_init_segment(&track)?,
+    )?;
     let mut rendition = Rendition {
         id: id.clone(),
         media_type: MediaType::Video,
@@ -291,7 +298,11 @@ fn reencode_audio(
         if bytes.len() != want {
             bytes.resize(want, 0);
         }
-        if ended || !pcm.read_exact_or_end(&mut bytes).map_err(MediaError::io(input))? {
+        if ended
+            || !pcm
+                .read_exact_or_end(&mut bytes)
+                .map_err(MediaError::io(input))?
+        {
             // Silence past the end: the segmenting stops at the video's length.
             ended = true;
             buf.fill(0);
@@ -325,7 +336,10 @@ fn reencode_audio(
     })?;
     // The rest of ffmpeg's output (audio longer than the video) is not needed.
     drop(pcm);
-    write_file(&rendition_dir.join(INIT_SEGMENT), &audio_init_segment(&track)?)?;
+    write_file(
+        &rendition_dir.join(INIT_SEGMENT),
+        &audio_init_segment(&track)?,
+    )?;
     let mut rendition = Rendition {
         id: AUDIO_RENDITION.into(),
         media_type: MediaType::Audio,
@@ -334,7 +348,9 @@ fn reencode_audio(
         width: None,
         height: None,
         frame_rate: None,
-        codecs: Codecs::single(Codec::from_audio_specific_config(&track.audio_specific_config)?),
+        codecs: Codecs::single(Codec::from_audio_specific_config(
+            &track.audio_specific_config,
+        )?),
         sample_rate: Some(AUDIO_RATE),
         init_uri: Some(INIT_SEGMENT.into()),
         playlist_uri: Some(format!("{AUDIO_RENDITION}/{MEDIA_PLAYLIST}")),
@@ -382,11 +398,12 @@ pub fn ladder(
     }
     // NTSC rates (29.97 = 30000/1001) on a 1001-tick clock, others on 90 kHz.
     let ntsc = fps * 1001.0 / 1000.0;
-    let (timescale, frame_ticks) = if (ntsc - ntsc.round()).abs() < 0.005 && (fps - fps.round()).abs() > 0.005 {
-        (ntsc.round() as u32 * 1000, 1001)
-    } else {
-        (90_000, (90_000.0 / fps).round() as u32)
-    };
+    let (timescale, frame_ticks) =
+        if (ntsc - ntsc.round()).abs() < 0.005 && (fps - fps.round()).abs() > 0.005 {
+            (ntsc.round() as u32 * 1000, 1001)
+        } else {
+            (90_000, (90_000.0 / fps).round() as u32)
+        };
     let fps = f64::from(timescale) / f64::from(frame_ticks);
     let gop = ((opts.segment * fps).round() as usize).max(1);
     let segment_secs = gop as f64 / fps;
@@ -418,9 +435,9 @@ pub fn ladder(
             let (tx, rx) = sync_channel::<Arc<Frame>>(QUEUE);
             senders.push(tx);
             let rung = *rung;
-            workers.push(scope.spawn(move || {
-                encode_rung(dir, rung, fps, timescale, frame_ticks, gop, &rx)
-            }));
+            workers.push(
+                scope.spawn(move || encode_rung(dir, rung, fps, timescale, frame_ticks, gop, &rx)),
+            );
         }
         let mut raw = vec![0u8; frame_bytes];
         let read = (|| -> Result<()> {
@@ -456,8 +473,9 @@ pub fn ladder(
         let results: Vec<Result<Rendition>> = workers
             .into_iter()
             .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(MediaError::Encoder("an encoder thread panicked".into())))
+                w.join().unwrap_or_else(|_| {
+                    Err(MediaError::Encoder("an encoder thread panicked".into()))
+                })
             })
             .collect();
         read?;
@@ -465,7 +483,10 @@ pub fn ladder(
     })?;
     decoder.finish(input)?;
     if decoded == 0 {
-        return Err(input_error(input, InputError::Decode("no frame decoded".into())));
+        return Err(input_error(
+            input,
+            InputError::Decode("no frame decoded".into()),
+        ));
     }
     let segments = decoded.div_ceil(gop);
     let video_end = decoded as f64 / fps;
@@ -485,7 +506,8 @@ pub fn ladder(
             renditions.push(r);
         }
     } else if movie.tracks.iter().any(|t| t.kind == TrackKind::Audio) {
-        let n = u32::try_from(segments).map_err(|_| MediaError::Invalid("too many segments".into()))?;
+        let n =
+            u32::try_from(segments).map_err(|_| MediaError::Invalid("too many segments".into()))?;
         renditions.push(reencode_audio(dir, input, segment_secs, n, &opts.cancel)?);
     }
     progress(Progress {
@@ -526,7 +548,13 @@ mod tests {
         // A 720p source keeps the five rungs up to 720p; its own height is one of them.
         assert_eq!(
             ids(&rungs_for_source(&default, 1280, 720)),
-            ["480x270@300", "640x360@750", "848x480@1200", "960x540@1850", "1280x720@2850"]
+            [
+                "480x270@300",
+                "640x360@750",
+                "848x480@1200",
+                "960x540@1850",
+                "1280x720@2850"
+            ]
         );
         // 1280x544 (scope): rungs keep the aspect ratio, plus one at 544 lines.
         let scope = rungs_for_source(&default, 1280, 544);

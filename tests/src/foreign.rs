@@ -10,6 +10,9 @@
 //! | `sources/plain.mp4` | one 1280x720 file, 10 s, 2 s GOP, video and audio (moov at the end) |
 //! | `sources/movie_{360,540,720}.mp4` | three renditions of one title, keyframes aligned every 2 s |
 //! | `sources/unaligned_{a,b}.mp4` | two renditions whose keyframes are not aligned (GOP 60 vs 45 frames) |
+//! | `sources/movie_360.mov` | `movie_360.mp4` in a QuickTime container |
+//! | `sources/fragmented.mp4` | `movie_360.mp4` as a fragmented MP4 (`moof` per keyframe, empty `moov`) |
+//! | `sources/hevc.mp4` | HEVC (libx265, B-frames) 640x360, 10 s, 2 s GOP, AAC |
 //! | `bad/text.mp4` | a text file named `.mp4` |
 //! | `bad/truncated.mp4` | `plain.mp4` with `moov` first (faststart), cut inside the `moov` |
 //! | `bad/mpeg4.mp4` | MPEG-4 Part 2 video: a codec the packager does not take |
@@ -34,7 +37,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Bump when the fixtures change, so stale copies from earlier runs are not reused.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// The frame rate, GOP and length every source shares.
 pub const FPS: u32 = 30;
@@ -160,7 +163,54 @@ fn sources(dir: &Path) -> Result<(), String> {
         )?;
     }
     encode(&dir.join("unaligned_a.mp4"), 360, 800, gop, &[])?;
-    encode(&dir.join("unaligned_b.mp4"), 540, 1400, 45, &[])
+    encode(&dir.join("unaligned_b.mp4"), 540, 1400, 45, &[])?;
+    let rendition = dir.join("movie_360.mp4");
+    let rendition = path(&rendition)?;
+    ffmpeg(&[
+        "-i",
+        rendition,
+        "-c",
+        "copy",
+        path(&dir.join("movie_360.mov"))?,
+    ])?;
+    ffmpeg(&[
+        "-i",
+        rendition,
+        "-c",
+        "copy",
+        "-movflags",
+        "frag_keyframe+empty_moov+default_base_moof",
+        path(&dir.join("fragmented.mp4"))?,
+    ])?;
+    let gop = GOP_FRAMES.to_string();
+    let x265 = format!("keyint={gop}:min-keyint={gop}:scenecut=0:bframes=3:log-level=error");
+    let video = format!("testsrc2=size=640x360:rate={FPS}");
+    let seconds = SECONDS.to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &video,
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &seconds,
+        "-c:v",
+        "libx265",
+        "-preset",
+        "veryfast",
+        "-b:v",
+        "600k",
+        "-x265-params",
+        &x265,
+        "-tag:v",
+        "hvc1",
+        "-c:a",
+        "aac",
+        path(&dir.join("hevc.mp4"))?,
+    ])
 }
 
 fn bad(sources: &Path, dir: &Path) -> Result<(), String> {

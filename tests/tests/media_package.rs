@@ -1,0 +1,352 @@
+//! `media package` and `media ladder` on content made by Debian's ffmpeg the way users'
+//! files are (x264 High profile with B-frames, AAC; x265; MOV; fragmented MP4), checked with
+//! ffmpeg as the reference reader: every frame decodes through both manifests, the
+//! packaged video is the source's bytes (no re-encoding), presentation starts at 0 in the
+//! source's frame order, ladder rungs meet their bit rates, and bad inputs get a one-line
+//! error that names the file and leave nothing in the library.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use media::{LadderOptions, MediaError, PackageOptions, Presentation, read_presentation};
+use rivulet_tests::foreign::{FPS, SECONDS, foreign_content};
+use rivulet_tests::{ffmpeg_decode, ffprobe_video_frames, run_bounded};
+
+fn fixtures() -> &'static Path {
+    foreign_content(Path::new(env!("CARGO_TARGET_TMPDIR"))).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn source(name: &str) -> PathBuf {
+    fixtures().join("sources").join(name)
+}
+
+fn url(path: &Path) -> &str {
+    path.to_str()
+        .unwrap_or_else(|| panic!("not UTF-8: {}", path.display()))
+}
+
+/// Runs a tool and returns its stdout, failing the test on an error.
+fn stdout_of(command: &mut Command) -> String {
+    let out = run_bounded(command).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// MD5 of the video packets' payload as ffmpeg reads them (stream copy, no decoding): equal
+/// for two files only when every coded frame is byte-identical and in the same order.
+fn video_packets_md5(input: &Path) -> String {
+    stdout_of(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i", url(input)])
+            .args(["-map", "0:v:0", "-c", "copy", "-f", "md5", "-"]),
+    )
+}
+
+/// Presentation times of the first `n` decoded frames of the first video stream.
+fn first_frame_times(input: &Path, n: usize) -> Vec<String> {
+    stdout_of(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0"])
+            .args(["-show_entries", "frame=pts_time", "-of", "csv=p=0"])
+            .arg(input),
+    )
+    .lines()
+    .map(|l| l.trim().trim_end_matches(',').to_string())
+    .filter(|l| !l.is_empty())
+    .take(n)
+    .collect()
+}
+
+/// Frames of each of the `streams` video streams of `input`, each counted by decoding it
+/// alone: ffprobe 5.1 counting several DASH representations at once stops some of them a
+/// few frames early (each alone decodes whole).
+fn frames_per_stream(input: &Path, streams: usize) -> Vec<u64> {
+    (0..streams)
+        .map(|i| {
+            stdout_of(
+                Command::new("ffprobe")
+                    .args(["-v", "error", "-count_frames"])
+                    .args(["-select_streams", &format!("v:{i}")])
+                    .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+                    .arg(input),
+            )
+            .trim()
+            .parse()
+            .unwrap_or(0)
+        })
+        .collect()
+}
+
+fn package(inputs: &[PathBuf], lib: &Path, name: &str) -> media::Result<media::Report> {
+    media::package(inputs, lib, name, &PackageOptions::default())
+}
+
+/// What `lib` holds: the names of its entries, hidden ones included.
+fn entries(lib: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(lib)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn three_renditions_package_without_reencoding() {
+    let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let heights = [360, 540, 720];
+    let inputs: Vec<PathBuf> = heights
+        .iter()
+        .map(|h| source(&format!("movie_{h}.mp4")))
+        .collect();
+    let report = package(&inputs, lib.path(), "movie").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        entries(lib.path()),
+        ["movie"],
+        "nothing else in the library"
+    );
+    let dir = report.dir;
+    let presentation: Presentation = read_presentation(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let video: Vec<_> = presentation.video().collect();
+    assert_eq!(video.len(), 3);
+    assert_eq!(presentation.audio().count(), 1);
+    let frames = u64::from(SECONDS * FPS);
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let path = dir.join(manifest);
+        ffmpeg_decode(url(&path), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(frames_per_stream(&path, 3), vec![frames; 3], "{manifest}");
+    }
+    // Same cut times in every rendition (2 s keyframes, 2 s target): 5 segments each.
+    for r in &video {
+        let starts: Vec<f64> = r.segments.iter().map(|s| s.start).collect();
+        assert_eq!(starts, [0.0, 2.0, 4.0, 6.0, 8.0], "{}", r.id);
+    }
+    // The coded frames are the source's, byte for byte, for every rendition (listed by
+    // bit rate, as the inputs are).
+    for ((r, input), height) in video.iter().zip(&inputs).zip(heights) {
+        assert_eq!(r.height, Some(height));
+        let playlist = dir.join(&r.id).join("index.m3u8");
+        assert_eq!(
+            video_packets_md5(&playlist),
+            video_packets_md5(input),
+            "{}",
+            r.id
+        );
+    }
+    // Codecs strings from avcC (High profile) and the AudioSpecificConfig.
+    let master = std::fs::read_to_string(dir.join("master.m3u8")).unwrap_or_default();
+    assert!(master.contains("avc1.64001e,mp4a.40.2"), "{master}");
+    // Audio never outlasts the video by more than a frame.
+    let audio = presentation
+        .audio()
+        .next()
+        .map(|a| a.duration())
+        .unwrap_or(0.0);
+    assert!(audio <= f64::from(SECONDS) + 0.022, "{audio}");
+    assert!(audio >= f64::from(SECONDS) - 0.05, "{audio}");
+}
+
+#[test]
+fn b_frames_present_from_zero_in_the_sources_order() {
+    let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let input = source("plain.mp4");
+    let report = package(std::slice::from_ref(&input), lib.path(), "plain")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let expected = first_frame_times(&input, 12);
+    assert_eq!(expected.first().map(String::as_str), Some("0.000000"));
+    let presentation = read_presentation(&report.dir).unwrap_or_else(|e| panic!("{e}"));
+    let id = presentation
+        .video()
+        .next()
+        .map(|r| r.id.clone())
+        .unwrap_or_default();
+    for manifest in [format!("{id}/index.m3u8"), "manifest.mpd".into()] {
+        let got = first_frame_times(&report.dir.join(&manifest), 12);
+        assert_eq!(got, expected, "{manifest}");
+    }
+    // Decode order differs from presentation order (B-frames), and it is kept: packet
+    // timestamps as ffprobe reads them match the source's.
+    let packets = |p: &Path| {
+        stdout_of(
+            Command::new("ffprobe")
+                .args(["-v", "error", "-select_streams", "v:0"])
+                .args([
+                    "-show_entries",
+                    "packet=pts_time,dts_time",
+                    "-of",
+                    "csv=p=0",
+                ])
+                .arg(p),
+        )
+        .lines()
+        .take(12)
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        packets(&report.dir.join(format!("{id}/index.m3u8"))),
+        packets(&input)
+    );
+}
+
+#[test]
+fn mov_fragmented_and_hevc_inputs_package() {
+    let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let frames = u64::from(SECONDS * FPS);
+    for (name, file, codec) in [
+        ("mov", "movie_360.mov", "avc1.64001e"),
+        ("fragmented", "fragmented.mp4", "avc1.64001e"),
+        ("hevc", "hevc.mp4", "hvc1.1.6.L"),
+    ] {
+        let input = source(file);
+        let info = media::inspect(&input).unwrap_or_else(|e| panic!("{e}"));
+        assert!(info.video.packageable, "{file}");
+        let report = package(std::slice::from_ref(&input), lib.path(), name)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let master = std::fs::read_to_string(report.dir.join("master.m3u8")).unwrap_or_default();
+        assert!(master.contains(codec), "{file}: {master}");
+        for manifest in ["master.m3u8", "manifest.mpd"] {
+            let path = report.dir.join(manifest);
+            ffmpeg_decode(url(&path), &[]).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(
+                ffprobe_video_frames(url(&path)).unwrap_or_else(|e| panic!("{e}")),
+                vec![frames],
+                "{file} {manifest}"
+            );
+        }
+        let presentation = read_presentation(&report.dir).unwrap_or_else(|e| panic!("{e}"));
+        let video = presentation
+            .video()
+            .next()
+            .map(|r| r.id.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            video_packets_md5(&report.dir.join(video).join("index.m3u8")),
+            video_packets_md5(&input),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn the_ladder_of_a_plain_mp4_meets_its_bit_rates() {
+    let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let opts = LadderOptions::new("small".parse().unwrap_or_else(|e| panic!("{e}")));
+    let seen = std::sync::Mutex::new(Vec::new());
+    let report = media::ladder(&source("plain.mp4"), lib.path(), "plain", &opts, |p| {
+        if let Ok(mut seen) = seen.lock() {
+            seen.push(p);
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(entries(lib.path()), ["plain"]);
+    let seen = seen.into_inner().unwrap_or_default();
+    assert!(
+        seen.iter()
+            .any(|p| p.stage == media::Stage::Encoding && p.fraction >= 1.0),
+        "progress reaches 100 %"
+    );
+    // The small ladder tops at 720p, the source's height: three rungs and the copied AAC.
+    let targets: Vec<u32> = report
+        .renditions
+        .iter()
+        .filter_map(|r| r.target_kbps)
+        .collect();
+    assert_eq!(targets, [300, 750, 1850]);
+    for r in &report.renditions {
+        if let Some(target) = r.target_kbps {
+            let ratio = r.average_kbps / f64::from(target);
+            assert!(
+                (0.8..=1.2).contains(&ratio),
+                "{}: {} kbit/s",
+                r.id,
+                r.average_kbps
+            );
+        }
+    }
+    let frames = u64::from(SECONDS * FPS);
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let path = report.dir.join(manifest);
+        ffmpeg_decode(url(&path), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(frames_per_stream(&path, 3), vec![frames; 3], "{manifest}");
+    }
+    let presentation = read_presentation(&report.dir).unwrap_or_else(|e| panic!("{e}"));
+    let audio = presentation.audio().next().map(|a| a.codecs.to_string());
+    assert_eq!(audio.as_deref(), Some("mp4a.40.2"));
+}
+
+#[test]
+fn bad_inputs_get_one_line_and_leave_nothing() {
+    let bad = fixtures().join("bad");
+    let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cases: [(Vec<PathBuf>, &str); 4] = [
+        (
+            vec![bad.join("text.mp4")],
+            "text.mp4: not a video file (no MP4/MOV box structure)",
+        ),
+        (
+            vec![bad.join("truncated.mp4")],
+            "truncated.mp4: truncated moov: the file ends",
+        ),
+        (
+            vec![bad.join("mpeg4.mp4")],
+            "mpeg4.mp4: unsupported video codec mp4v (MPEG-4 Part 2) (H.264 or HEVC needed)",
+        ),
+        (
+            vec![source("unaligned_a.mp4"), source("unaligned_b.mp4")],
+            "unaligned_b.mp4: keyframes not aligned with",
+        ),
+    ];
+    for (inputs, expected) in cases {
+        let err = package(&inputs, lib.path(), "bad").map(|_| ()).unwrap_err();
+        assert!(
+            matches!(err, MediaError::Input { .. }),
+            "{expected}: {err:?}"
+        );
+        let line = err.to_string();
+        assert!(line.contains(expected), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(entries(lib.path()), Vec::<String>::new(), "{expected}");
+    }
+    let unaligned = package(
+        &[source("unaligned_a.mp4"), source("unaligned_b.mp4")],
+        lib.path(),
+        "bad",
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(
+        unaligned.ends_with("it has a keyframe at 2.000 s, this file has none there"),
+        "{unaligned}"
+    );
+    // The ladder refuses the same way.
+    let opts = LadderOptions::new("small".parse().unwrap_or_else(|e| panic!("{e}")));
+    let err = media::ladder(&bad.join("truncated.mp4"), lib.path(), "bad", &opts, |_| {})
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("truncated moov"), "{err}");
+    assert!(entries(lib.path()).is_empty());
+}
+
+#[test]
+fn a_cancelled_ladder_leaves_nothing() {
+    let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let opts = LadderOptions::new("small".parse().unwrap_or_else(|e| panic!("{e}")));
+    let cancel = opts.cancel.clone();
+    let result = media::ladder(&source("plain.mp4"), lib.path(), "plain", &opts, |p| {
+        if p.stage == media::Stage::Encoding && p.fraction > 0.2 {
+            cancel.cancel();
+        }
+    });
+    assert!(matches!(result, Err(MediaError::Cancelled)), "{result:?}");
+    assert!(entries(lib.path()).is_empty(), "{:?}", entries(lib.path()));
+}
