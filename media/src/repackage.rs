@@ -57,8 +57,7 @@ fn input_error(path: &Path, reason: InputError) -> MediaError {
 /// A video track placed on the title's timeline.
 #[derive(Debug)]
 pub(crate) struct VideoTimeline {
-    /// Index of the first sample kept (the first keyframe presented at or after the edit
-    /// list's start).
+    /// Index of the first sample kept: the keyframe the edit list's start falls in.
     pub(crate) first: usize,
     /// Track ticks subtracted from edited presentation times, so the first kept keyframe
     /// presents at 0.
@@ -74,10 +73,14 @@ pub(crate) struct VideoTimeline {
 impl VideoTimeline {
     fn of(path: &Path, track: &Track) -> Result<Self> {
         let scale = f64::from(track.timescale);
+        // The keyframe the edit list's start falls in (a file cut without re-encoding keeps
+        // the GOP its cut is in, and hides its head): presentation starts there, since a
+        // segment must start with a keyframe. Without one at or before the start, the first.
         let first = track
             .samples
             .iter()
-            .position(|s| s.sync && track.presentation(s) >= 0)
+            .rposition(|s| s.sync && track.presentation(s) <= 0)
+            .or_else(|| track.samples.iter().position(|s| s.sync))
             .ok_or_else(|| {
                 let reason = if track.samples.is_empty() {
                     InputError::EmptyVideo

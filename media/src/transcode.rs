@@ -388,8 +388,20 @@ pub fn ladder(
         .filter(|&(w, h)| w >= 16 && h >= 16)
         .ok_or_else(|| input_error(input, InputError::Corrupt("no picture size".into())))?;
     let timeline = crate::repackage::video_timeline(input, track)?;
-    let frames_expected = track.samples.len().saturating_sub(timeline.first).max(1);
-    let fps = frames_expected as f64 / timeline.end.max(1e-3);
+    // ffmpeg applies the edit list: it outputs the frames presented from the edit's start
+    // on, the first of them at `first_presented` (track ticks).
+    let presented: Vec<i64> = track
+        .samples
+        .iter()
+        .map(|s| track.presentation(s))
+        .filter(|&p| p >= 0)
+        .collect();
+    let first_presented = presented.iter().copied().min().unwrap_or(0);
+    let frames_expected = presented.len().max(1);
+    // `timeline.end` counts from `timeline.zero`; the decoded frames from `first_presented`.
+    let presented_secs =
+        timeline.end + (timeline.zero - first_presented) as f64 / f64::from(track.timescale);
+    let fps = frames_expected as f64 / presented_secs.max(1e-3);
     if !(1.0..=240.0).contains(&fps) {
         return Err(input_error(
             input,
@@ -500,7 +512,7 @@ pub fn ladder(
         let source = AudioSource {
             path: input,
             track: aac,
-            video_zero: timeline.zero as f64 / f64::from(track.timescale),
+            video_zero: first_presented as f64 / f64::from(track.timescale),
         };
         if let Some(r) = write_audio(dir, &source, &cuts, video_end, &opts.cancel, |_| {})? {
             renditions.push(r);

@@ -13,6 +13,9 @@
 //! | `sources/movie_360.mov` | `movie_360.mp4` in a QuickTime container |
 //! | `sources/fragmented.mp4` | `movie_360.mp4` as a fragmented MP4 (`moof` per keyframe, empty `moov`) |
 //! | `sources/hevc.mp4` | HEVC (libx265, B-frames) 640x360, 10 s, 2 s GOP, AAC |
+//! | `sources/late_start.mp4` | `movie_360.mp4` cut at 0.5 s without re-encoding: an edit list that starts inside the first GOP |
+//! | `sources/no_audio.mp4` | `movie_360.mp4` without its audio |
+//! | `sources/ac3_audio.mp4` | `movie_360.mp4` with its audio in AC-3 (not AAC) |
 //! | `bad/text.mp4` | a text file named `.mp4` |
 //! | `bad/truncated.mp4` | `plain.mp4` with `moov` first (faststart), cut inside the `moov` |
 //! | `bad/mpeg4.mp4` | MPEG-4 Part 2 video: a codec the packager does not take |
@@ -37,7 +40,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Bump when the fixtures change, so stale copies from earlier runs are not reused.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// The frame rate, GOP and length every source shares.
 pub const FPS: u32 = 30;
@@ -210,6 +213,27 @@ fn sources(dir: &Path) -> Result<(), String> {
         "-c:a",
         "aac",
         path(&dir.join("hevc.mp4"))?,
+    ])?;
+    // Stream copy from 0.5 s keeps the GOP from 0 s and hides its first half with the edit
+    // list, as users' trimmed files do.
+    let cut = dir.join("late_start.mp4");
+    ffmpeg(&["-ss", "0.5", "-i", rendition, "-c", "copy", path(&cut)?])?;
+    ffmpeg(&[
+        "-i",
+        rendition,
+        "-c",
+        "copy",
+        "-an",
+        path(&dir.join("no_audio.mp4"))?,
+    ])?;
+    ffmpeg(&[
+        "-i",
+        rendition,
+        "-c:v",
+        "copy",
+        "-c:a",
+        "ac3",
+        path(&dir.join("ac3_audio.mp4"))?,
     ])
 }
 

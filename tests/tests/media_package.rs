@@ -236,6 +236,71 @@ fn mov_fragmented_and_hevc_inputs_package() {
 }
 
 #[test]
+fn a_file_cut_without_reencoding_starts_at_the_keyframe_of_its_cut() {
+    let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let input = source("late_start.mp4");
+    // ffmpeg presents it from 0.5 s of the original: 285 frames.
+    assert_eq!(frames_per_stream(&input, 1), [285]);
+    let report =
+        package(std::slice::from_ref(&input), lib.path(), "late").unwrap_or_else(|e| panic!("{e}"));
+    let master = report.dir.join("master.m3u8");
+    ffmpeg_decode(url(&master), &[]).unwrap_or_else(|e| panic!("{e}"));
+    // The whole GOP the cut falls in is kept (a segment starts with a keyframe), from 0.
+    assert_eq!(frames_per_stream(&master, 1), [300]);
+    assert_eq!(first_frame_times(&master, 2), ["0.000000", "0.033333"]);
+    let presentation = read_presentation(&report.dir).unwrap_or_else(|e| panic!("{e}"));
+    // The audio was cut at the edit: it starts half a second in, and ends with the video.
+    let audio = presentation
+        .audio()
+        .next()
+        .unwrap_or_else(|| panic!("no audio"));
+    let start = audio.segments.first().map_or(-1.0, |s| s.start);
+    assert!((start - 0.5).abs() < 0.03, "audio starts at {start}");
+    let end = audio.segments.last().map_or(0.0, |s| s.start + s.duration);
+    assert!(end <= 10.0 + 1e-6 && end > 9.9, "audio ends at {end}");
+}
+
+#[test]
+fn audio_that_is_not_aac_is_left_out_by_package_and_reencoded_by_ladder() {
+    let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (file, name) in [("no_audio.mp4", "silent"), ("ac3_audio.mp4", "ac3")] {
+        let input = source(file);
+        let report = package(std::slice::from_ref(&input), lib.path(), name)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let presentation = read_presentation(&report.dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(presentation.audio().count(), 0, "{file}");
+        let master = report.dir.join("master.m3u8");
+        ffmpeg_decode(url(&master), &[]).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    let info = media::inspect(&source("ac3_audio.mp4")).unwrap_or_else(|e| panic!("{e}"));
+    let audio = info.audio.unwrap_or_else(|| panic!("no audio"));
+    assert!(!audio.aac && audio.codec.contains("AC-3"), "{audio:?}");
+    let opts = LadderOptions::new("300,750".parse().unwrap_or_else(|e| panic!("{e}")));
+    let report = media::ladder(
+        &source("ac3_audio.mp4"),
+        lib.path(),
+        "ac3-ladder",
+        &opts,
+        |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let presentation = read_presentation(&report.dir).unwrap_or_else(|e| panic!("{e}"));
+    let audio = presentation
+        .audio()
+        .next()
+        .unwrap_or_else(|| panic!("no AAC made"));
+    assert_eq!(audio.codecs.to_string(), "mp4a.40.2");
+    assert!(audio.duration() <= f64::from(SECONDS) + 1e-6 && audio.duration() > 9.9);
+    // 300 kbit/s is 480x270 (under the 360p source); 750 is 640x360, the source's height.
+    let ids: Vec<&str> = presentation.video().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["270p-300k", "360p-750k"]);
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let path = report.dir.join(manifest);
+        ffmpeg_decode(url(&path), &[]).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
 fn the_ladder_of_a_plain_mp4_meets_its_bit_rates() {
     let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let opts = LadderOptions::new("small".parse().unwrap_or_else(|e| panic!("{e}")));
