@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::{MediaError, Presentation, Result, dash, hls};
+use crate::cmaf::{Sample, media_segment};
+use crate::{Codecs, MediaError, MediaType, Presentation, Rendition, Result, Segment, dash, hls};
 
 /// File names inside an asset folder.
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
@@ -155,7 +156,7 @@ impl Report {
         dir: PathBuf,
         started: std::time::Instant,
         presentation: &Presentation,
-        targets: &dyn Fn(&crate::Rendition) -> Option<u32>,
+        targets: &dyn Fn(&Rendition) -> Option<u32>,
     ) -> Self {
         Self {
             dir,
@@ -242,6 +243,63 @@ impl std::fmt::Display for Progress {
 /// Writes `bytes` to `path`.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(MediaError::io(path))
+}
+
+/// Creates the folder of rendition `id` in the asset folder `dir`.
+pub fn rendition_dir(dir: &Path, id: &str) -> Result<PathBuf> {
+    let path = dir.join(id);
+    std::fs::create_dir_all(&path).map_err(MediaError::io(&path))?;
+    Ok(path)
+}
+
+/// Writes media segment `number` (`{number}.m4s`, decode time `base_decode_time`) into the
+/// rendition folder `dir` and returns its entry in the model: presented from `start` for
+/// `duration` seconds.
+pub fn write_segment(
+    dir: &Path,
+    number: u32,
+    base_decode_time: u64,
+    samples: &[Sample],
+    start: f64,
+    duration: f64,
+) -> Result<Segment> {
+    let bytes = media_segment(number, base_decode_time, samples)?;
+    let name = format!("{number}.m4s");
+    write_file(&dir.join(&name), &bytes)?;
+    Ok(Segment {
+        number: u64::from(number),
+        start,
+        duration,
+        size: Some(bytes.len() as u64),
+        uri: name,
+    })
+}
+
+/// A rendition laid out as ours are (folder `id` with `init.mp4` and `index.m3u8`), its
+/// bandwidth measured from its segments; picture size, frame rate and sample rate are for
+/// the caller to add.
+pub fn rendition(
+    id: &str,
+    media_type: MediaType,
+    codecs: Codecs,
+    segments: Vec<Segment>,
+) -> Rendition {
+    let mut rendition = Rendition {
+        id: id.to_string(),
+        media_type,
+        bandwidth_peak: 0,
+        bandwidth_avg: 0,
+        width: None,
+        height: None,
+        frame_rate: None,
+        codecs,
+        sample_rate: None,
+        init_uri: Some(INIT_SEGMENT.into()),
+        playlist_uri: Some(format!("{id}/{MEDIA_PLAYLIST}")),
+        segments,
+    };
+    rendition.measure_bandwidth();
+    rendition
 }
 
 /// Writes the manifests of `presentation` into the asset folder `dir`: a media playlist per

@@ -4,8 +4,13 @@
 
 use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
 
-use crate::cmaf::{AudioTrack, Sample};
-use crate::{MediaError, Result};
+use std::path::Path;
+
+use crate::asset::{
+    AUDIO_RENDITION, INIT_SEGMENT, rendition, rendition_dir, write_file, write_segment,
+};
+use crate::cmaf::{AudioTrack, Sample, audio_init_segment};
+use crate::{Codec, Codecs, MediaError, MediaType, Rendition, Result};
 
 /// Samples per channel in one AAC-LC frame.
 pub const FRAME_SAMPLES: u32 = 1024;
@@ -116,6 +121,40 @@ pub fn encode_audio(
         channels: 2,
         audio_specific_config: asc,
         bitrate: job.bitrate,
+    })
+}
+
+/// Encodes `job` from `source` (see [`encode_audio`]) into the `audio/` rendition of the
+/// asset folder `dir`; `on_segment` runs after each segment is written (progress).
+pub fn write_audio_rendition(
+    dir: &Path,
+    job: &AudioJob,
+    source: impl FnMut(&mut [i16]) -> Result<()>,
+    mut on_segment: impl FnMut(),
+) -> Result<Rendition> {
+    let folder = rendition_dir(dir, AUDIO_RENDITION)?;
+    let rate = f64::from(job.sample_rate);
+    let mut segments = Vec::with_capacity(job.segments as usize);
+    let track = encode_audio(job, source, |number, base_time, samples| {
+        let ticks: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
+        segments.push(write_segment(
+            &folder,
+            number,
+            base_time,
+            samples,
+            base_time as f64 / rate,
+            ticks as f64 / rate,
+        )?);
+        on_segment();
+        Ok(())
+    })?;
+    write_file(&folder.join(INIT_SEGMENT), &audio_init_segment(&track)?)?;
+    let codecs = Codecs::single(Codec::from_audio_specific_config(
+        &track.audio_specific_config,
+    )?);
+    Ok(Rendition {
+        sample_rate: Some(job.sample_rate),
+        ..rendition(AUDIO_RENDITION, MediaType::Audio, codecs, segments)
     })
 }
 

@@ -8,13 +8,15 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::asset::{Report, Staging, write_file, write_manifests};
-use crate::audio::{AudioJob, encode_audio, tone};
-use crate::cmaf::{audio_init_segment, media_segment, video_init_segment};
+use crate::asset::{
+    Report, Staging, rendition, rendition_dir, write_file, write_manifests, write_segment,
+};
+use crate::audio::{AudioJob, tone, write_audio_rendition};
+use crate::cmaf::video_init_segment;
 use crate::encode::{EncodeJob, encode_rendition};
 use crate::{
     Codec, Codecs, Ladder, MediaError, MediaType, Presentation, PresentationKind, Rendition,
-    Result, Rung, Segment, dash,
+    Result, Rung, dash,
 };
 
 pub use crate::asset::{
@@ -68,8 +70,7 @@ fn package_rung(
     bar: &ProgressBar,
 ) -> Result<Rendition> {
     let id = rung.id();
-    let rendition_dir = dir.join(&id);
-    std::fs::create_dir_all(&rendition_dir).map_err(MediaError::io(&rendition_dir))?;
+    let rendition_dir = rendition_dir(dir, &id)?;
     let frames_per_segment = (opts.segment * f64::from(opts.fps)).round() as u32;
     let timescale = dash::TIMESCALE as u32;
     let job = EncodeJob {
@@ -84,20 +85,19 @@ fn package_rung(
     };
     let segment_ticks = u64::from(frames_per_segment) * u64::from(timescale / opts.fps);
     let mut model_segments = Vec::with_capacity(segments as usize);
+    let secs = |ticks: u64| ticks as f64 / f64::from(timescale);
     let track = encode_rendition(
         &job,
         |number, samples| {
             let base_time = u64::from(number - 1) * segment_ticks;
-            let bytes = media_segment(number, base_time, samples)?;
-            let name = format!("{number}.m4s");
-            write_file(&rendition_dir.join(&name), &bytes)?;
-            model_segments.push(Segment {
-                number: u64::from(number),
-                start: base_time as f64 / f64::from(timescale),
-                duration: segment_ticks as f64 / f64::from(timescale),
-                size: Some(bytes.len() as u64),
-                uri: name,
-            });
+            model_segments.push(write_segment(
+                &rendition_dir,
+                number,
+                base_time,
+                samples,
+                secs(base_time),
+                secs(segment_ticks),
+            )?);
             Ok(())
         },
         || bar.inc(1),
@@ -106,22 +106,13 @@ fn package_rung(
         &rendition_dir.join(INIT_SEGMENT),
         &video_init_segment(&track)?,
     )?;
-    let mut rendition = Rendition {
-        id: id.clone(),
-        media_type: MediaType::Video,
-        bandwidth_peak: 0,
-        bandwidth_avg: 0,
+    let codecs = Codecs::single(Codec::from_sps(&track.sps)?);
+    Ok(Rendition {
         width: Some(rung.width),
         height: Some(rung.height),
         frame_rate: Some(f64::from(opts.fps)),
-        codecs: Codecs::single(Codec::from_sps(&track.sps)?),
-        sample_rate: None,
-        init_uri: Some(INIT_SEGMENT.into()),
-        playlist_uri: Some(format!("{id}/{MEDIA_PLAYLIST}")),
-        segments: model_segments,
-    };
-    rendition.measure_bandwidth();
-    Ok(rendition)
+        ..rendition(&id, MediaType::Video, codecs, model_segments)
+    })
 }
 
 /// Encodes and packages the audio rendition into `dir/audio/`.
@@ -131,57 +122,13 @@ fn package_audio(
     segments: u32,
     bar: &ProgressBar,
 ) -> Result<Rendition> {
-    let rendition_dir = dir.join(AUDIO_RENDITION);
-    std::fs::create_dir_all(&rendition_dir).map_err(MediaError::io(&rendition_dir))?;
     let job = AudioJob {
         sample_rate: AUDIO_SAMPLE_RATE,
         bitrate: AUDIO_BITRATE,
         segment: opts.segment,
         segments,
     };
-    let rate = f64::from(AUDIO_SAMPLE_RATE);
-    let mut model_segments = Vec::with_capacity(segments as usize);
-    let track = encode_audio(
-        &job,
-        tone(AUDIO_SAMPLE_RATE),
-        |number, base_time, samples| {
-            let bytes = media_segment(number, base_time, samples)?;
-            let name = format!("{number}.m4s");
-            write_file(&rendition_dir.join(&name), &bytes)?;
-            let ticks: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
-            model_segments.push(Segment {
-                number: u64::from(number),
-                start: base_time as f64 / rate,
-                duration: ticks as f64 / rate,
-                size: Some(bytes.len() as u64),
-                uri: name,
-            });
-            bar.inc(1);
-            Ok(())
-        },
-    )?;
-    write_file(
-        &rendition_dir.join(INIT_SEGMENT),
-        &audio_init_segment(&track)?,
-    )?;
-    let mut rendition = Rendition {
-        id: AUDIO_RENDITION.into(),
-        media_type: MediaType::Audio,
-        bandwidth_peak: 0,
-        bandwidth_avg: 0,
-        width: None,
-        height: None,
-        frame_rate: None,
-        codecs: Codecs::single(Codec::from_audio_specific_config(
-            &track.audio_specific_config,
-        )?),
-        sample_rate: Some(AUDIO_SAMPLE_RATE),
-        init_uri: Some(INIT_SEGMENT.into()),
-        playlist_uri: Some(format!("{AUDIO_RENDITION}/{MEDIA_PLAYLIST}")),
-        segments: model_segments,
-    };
-    rendition.measure_bandwidth();
-    Ok(rendition)
+    write_audio_rendition(dir, &job, tone(AUDIO_SAMPLE_RATE), || bar.inc(1))
 }
 
 /// Encodes the sample ladder and writes `out_dir/sample/` (see the crate docs for the

@@ -15,15 +15,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::asset::{
-    AUDIO_RENDITION, Cancel, INIT_SEGMENT, MEDIA_PLAYLIST, Progress, Report, Stage, Staging,
-    write_file, write_manifests,
+    AUDIO_RENDITION, Cancel, INIT_SEGMENT, Progress, Report, Stage, Staging, rendition,
+    rendition_dir, write_file, write_manifests, write_segment,
 };
-use crate::cmaf::{Sample, media_segment, track_init_segment};
+use crate::cmaf::{Sample, track_init_segment};
 use crate::mp4::{Movie, SampleReader, Track, codec_name};
 use crate::segmenter::{audio_ranges, choose_cuts, longest_gap, match_cuts};
 use crate::{
     Codec, Codecs, InputError, MediaError, MediaType, Presentation, PresentationKind, Rendition,
-    Result, Segment,
+    Result,
 };
 
 /// A stretch longer than this without a keyframe is refused: a segment must start with one.
@@ -269,8 +269,7 @@ fn write_video(
     let kbps = (bytes as f64 * 8.0 / timeline.end.max(1e-3) / 1000.0).round() as u64;
     let (width, height) = track.dimensions().unwrap_or((0, 0));
     let id = rendition_id(height, kbps, taken);
-    let rendition_dir = dir.join(&id);
-    std::fs::create_dir_all(&rendition_dir).map_err(MediaError::io(&rendition_dir))?;
+    let rendition_dir = rendition_dir(dir, &id)?;
     // The source's composition offsets are kept; the first kept frame's offset becomes the
     // init segment's edit, so it presents at 0. Offsets are lowered only when that one is
     // negative (a source already shifted to signed offsets).
@@ -287,6 +286,8 @@ fn write_video(
     )?;
     let mut reader = SampleReader::open(&input.path)?;
     let first_dts = track.samples[timeline.first].dts;
+    let presented =
+        |i: usize| (track.presentation(&track.samples[i]) - timeline.zero) as f64 / scale;
     let mut segments = Vec::with_capacity(starts.len());
     for (j, &start) in starts.iter().enumerate() {
         opts.cancel.check()?;
@@ -301,44 +302,37 @@ fn write_video(
                 composition_offset: s.cts_offset - lower,
             });
         }
-        let number =
-            u32::try_from(j + 1).map_err(|_| MediaError::Invalid("too many segments".into()))?;
-        let segment = media_segment(number, track.samples[start].dts - first_dts, &samples)?;
-        let name = format!("{number}.m4s");
-        write_file(&rendition_dir.join(&name), &segment)?;
+        let seg_start = presented(start);
+        let seg_end = starts
+            .get(j + 1)
+            .map_or(timeline.end, |&next| presented(next));
+        segments.push(write_segment(
+            &rendition_dir,
+            segment_number(j)?,
+            track.samples[start].dts - first_dts,
+            &samples,
+            seg_start,
+            seg_end - seg_start,
+        )?);
         tally.add(refs.iter().map(|s| u64::from(s.size)).sum());
-        let seg_start = (track.presentation(&track.samples[start]) - timeline.zero) as f64 / scale;
-        let seg_end = match starts.get(j + 1) {
-            Some(&next) => {
-                (track.presentation(&track.samples[next]) - timeline.zero) as f64 / scale
-            }
-            None => timeline.end,
-        };
-        segments.push(Segment {
-            number: u64::from(number),
-            start: seg_start,
-            duration: seg_end - seg_start,
-            size: Some(segment.len() as u64),
-            uri: name,
-        });
     }
     let frames = kept.len() as f64;
-    let mut rendition = Rendition {
-        id: id.clone(),
-        media_type: MediaType::Video,
-        bandwidth_peak: 0,
-        bandwidth_avg: 0,
+    Ok(Rendition {
         width: Some(width),
         height: Some(height),
         frame_rate: Some((frames / timeline.end.max(1e-3) * 1000.0).round() / 1000.0),
-        codecs: Codecs::single(input.codec.clone()),
-        sample_rate: None,
-        init_uri: Some(INIT_SEGMENT.into()),
-        playlist_uri: Some(format!("{id}/{MEDIA_PLAYLIST}")),
-        segments,
-    };
-    rendition.measure_bandwidth();
-    Ok(rendition)
+        ..rendition(
+            &id,
+            MediaType::Video,
+            Codecs::single(input.codec.clone()),
+            segments,
+        )
+    })
+}
+
+/// The number (from 1) of the segment at index `j`.
+pub(crate) fn segment_number(j: usize) -> Result<u32> {
+    u32::try_from(j + 1).map_err(|_| MediaError::Invalid("too many segments".into()))
 }
 
 /// The AAC track packaged with the video: its file, track, and the video zero of that file
@@ -387,8 +381,7 @@ pub(crate) fn write_audio(
     if ranges.iter().all(|r| r.is_empty()) {
         return Ok(None);
     }
-    let rendition_dir = dir.join(AUDIO_RENDITION);
-    std::fs::create_dir_all(&rendition_dir).map_err(MediaError::io(&rendition_dir))?;
+    let rendition_dir = rendition_dir(dir, AUDIO_RENDITION)?;
     write_file(
         &rendition_dir.join(INIT_SEGMENT),
         &track_init_segment(track.entry.clone(), track.timescale, 0)?,
@@ -411,21 +404,17 @@ pub(crate) fn write_audio(
                 composition_offset: 0,
             });
         }
-        let number =
-            u32::try_from(j + 1).map_err(|_| MediaError::Invalid("too many segments".into()))?;
         let base = u64::try_from(starts[range.start]).unwrap_or(0);
-        let segment = media_segment(number, base, &samples)?;
-        let name = format!("{number}.m4s");
-        write_file(&rendition_dir.join(&name), &segment)?;
-        on_bytes(refs.iter().map(|s| u64::from(s.size)).sum());
         let duration: u64 = refs.iter().map(|s| u64::from(s.duration)).sum();
-        segments.push(Segment {
-            number: u64::from(number),
-            start: base as f64 / rate,
-            duration: duration as f64 / rate,
-            size: Some(segment.len() as u64),
-            uri: name,
-        });
+        segments.push(write_segment(
+            &rendition_dir,
+            segment_number(j)?,
+            base,
+            &samples,
+            base as f64 / rate,
+            duration as f64 / rate,
+        )?);
+        on_bytes(refs.iter().map(|s| u64::from(s.size)).sum());
     }
     let sample_rate = track
         .entry
@@ -433,22 +422,11 @@ pub(crate) fn write_audio(
         .map(|a| u32::from(a.sample_rate.integer()))
         .filter(|&r| r > 0)
         .unwrap_or(track.timescale);
-    let mut rendition = Rendition {
-        id: AUDIO_RENDITION.into(),
-        media_type: MediaType::Audio,
-        bandwidth_peak: 0,
-        bandwidth_avg: 0,
-        width: None,
-        height: None,
-        frame_rate: None,
-        codecs: Codecs::single(Codec::from_audio_specific_config(asc)?),
+    let codecs = Codecs::single(Codec::from_audio_specific_config(asc)?);
+    Ok(Some(Rendition {
         sample_rate: Some(sample_rate),
-        init_uri: Some(INIT_SEGMENT.into()),
-        playlist_uri: Some(format!("{AUDIO_RENDITION}/{MEDIA_PLAYLIST}")),
-        segments,
-    };
-    rendition.measure_bandwidth();
-    Ok(Some(rendition))
+        ..rendition(AUDIO_RENDITION, MediaType::Audio, codecs, segments)
+    }))
 }
 
 /// Repackages `inputs` (renditions of one title) without re-encoding into `out_lib/name/`.

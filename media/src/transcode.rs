@@ -16,14 +16,14 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Instant;
 
 use crate::asset::{
-    AUDIO_RENDITION, Cancel, INIT_SEGMENT, MEDIA_PLAYLIST, Progress, Report, Stage, Staging,
-    write_file, write_manifests,
+    Cancel, INIT_SEGMENT, Progress, Report, Stage, Staging, rendition, rendition_dir, write_file,
+    write_manifests, write_segment,
 };
-use crate::audio::{AudioJob, FRAME_SAMPLES, encode_audio};
-use crate::cmaf::{Sample, audio_init_segment, media_segment, video_init_segment};
+use crate::audio::{AudioJob, write_audio_rendition};
+use crate::cmaf::{Sample, video_init_segment};
 use crate::encode::H264Encoder;
 use crate::mp4::{Movie, TrackKind};
-use crate::repackage::{AudioSource, write_audio};
+use crate::repackage::{AudioSource, segment_number, write_audio};
 use crate::scale::scale_frame;
 use crate::source::Frame;
 use crate::{
@@ -210,26 +210,25 @@ fn encode_rung(
     frames: &Receiver<Arc<Frame>>,
 ) -> Result<Rendition> {
     let id = rung.id();
-    let rendition_dir = dir.join(&id);
-    std::fs::create_dir_all(&rendition_dir).map_err(MediaError::io(&rendition_dir))?;
+    let rendition_dir = rendition_dir(dir, &id)?;
     let mut encoder = H264Encoder::new(rung.kbps * 1000, fps)?;
     let mut scaled = Frame::new(rung.width as usize, rung.height as usize);
     let mut samples: Vec<Sample> = Vec::with_capacity(gop);
     let mut segments = Vec::new();
     let mut index = 0u64;
+    let secs = |ticks: u64| ticks as f64 / f64::from(timescale);
     let flush = |samples: &mut Vec<Sample>, segments: &mut Vec<Segment>| -> Result<()> {
-        let number = segments.len() as u32 + 1;
-        let base = u64::from(number - 1) * gop as u64 * u64::from(frame_ticks);
-        let bytes = media_segment(number, base, samples)?;
-        let name = format!("{number}.m4s");
-        write_file(&rendition_dir.join(&name), &bytes)?;
-        segments.push(Segment {
-            number: u64::from(number),
-            start: base as f64 / f64::from(timescale),
-            duration: (samples.len() as u64 * u64::from(frame_ticks)) as f64 / f64::from(timescale),
-            size: Some(bytes.len() as u64),
-            uri: name,
-        });
+        let base = (segments.len() * gop) as u64 * u64::from(frame_ticks);
+        let ticks = samples.len() as u64 * u64::from(frame_ticks);
+        let number = segment_number(segments.len())?;
+        segments.push(write_segment(
+            &rendition_dir,
+            number,
+            base,
+            samples,
+            secs(base),
+            secs(ticks),
+        )?);
         samples.clear();
         Ok(())
     };
@@ -256,22 +255,17 @@ fn encode_rung(
         &rendition_dir.join(INIT_SEGMENT),
         &video_init_segment(&track)?,
     )?;
-    let mut rendition = Rendition {
-        id: id.clone(),
-        media_type: MediaType::Video,
-        bandwidth_peak: 0,
-        bandwidth_avg: 0,
+    Ok(Rendition {
         width: Some(rung.width),
         height: Some(rung.height),
         frame_rate: Some((fps * 1000.0).round() / 1000.0),
-        codecs: Codecs::single(Codec::from_sps(&track.sps)?),
-        sample_rate: None,
-        init_uri: Some(INIT_SEGMENT.into()),
-        playlist_uri: Some(format!("{id}/{MEDIA_PLAYLIST}")),
-        segments,
-    };
-    rendition.measure_bandwidth();
-    Ok(rendition)
+        ..rendition(
+            &id,
+            MediaType::Video,
+            Codecs::single(Codec::from_sps(&track.sps)?),
+            segments,
+        )
+    })
 }
 
 /// Re-encodes the input's first audio track to AAC-LC (48 kHz stereo, 128 kbit/s), decoded
@@ -283,21 +277,16 @@ fn reencode_audio(
     segments: u32,
     cancel: &Cancel,
 ) -> Result<Rendition> {
-    let rendition_dir = dir.join(AUDIO_RENDITION);
-    std::fs::create_dir_all(&rendition_dir).map_err(MediaError::io(&rendition_dir))?;
     let rate = AUDIO_RATE.to_string();
     let mut pcm = Piped::spawn(
         input,
         &["-map", "0:a:0", "-f", "s16le", "-ac", "2", "-ar", &rate],
     )?;
-    let mut bytes = vec![0u8; 2 * 2 * FRAME_SAMPLES as usize];
+    let mut bytes = Vec::new();
     let mut ended = false;
-    let source = |buf: &mut [i16]| -> Result<()> {
+    let source = move |buf: &mut [i16]| -> Result<()> {
         cancel.check()?;
-        let want = buf.len() * 2;
-        if bytes.len() != want {
-            bytes.resize(want, 0);
-        }
+        bytes.resize(buf.len() * 2, 0);
         if ended
             || !pcm
                 .read_exact_or_end(&mut bytes)
@@ -319,45 +308,9 @@ fn reencode_audio(
         segment,
         segments,
     };
-    let mut model_segments = Vec::new();
-    let track = encode_audio(&job, source, |number, base_time, samples| {
-        let bytes = media_segment(number, base_time, samples)?;
-        let name = format!("{number}.m4s");
-        write_file(&rendition_dir.join(&name), &bytes)?;
-        let ticks: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
-        model_segments.push(Segment {
-            number: u64::from(number),
-            start: base_time as f64 / f64::from(AUDIO_RATE),
-            duration: ticks as f64 / f64::from(AUDIO_RATE),
-            size: Some(bytes.len() as u64),
-            uri: name,
-        });
-        Ok(())
-    })?;
-    // The rest of ffmpeg's output (audio longer than the video) is not needed.
-    drop(pcm);
-    write_file(
-        &rendition_dir.join(INIT_SEGMENT),
-        &audio_init_segment(&track)?,
-    )?;
-    let mut rendition = Rendition {
-        id: AUDIO_RENDITION.into(),
-        media_type: MediaType::Audio,
-        bandwidth_peak: 0,
-        bandwidth_avg: 0,
-        width: None,
-        height: None,
-        frame_rate: None,
-        codecs: Codecs::single(Codec::from_audio_specific_config(
-            &track.audio_specific_config,
-        )?),
-        sample_rate: Some(AUDIO_RATE),
-        init_uri: Some(INIT_SEGMENT.into()),
-        playlist_uri: Some(format!("{AUDIO_RENDITION}/{MEDIA_PLAYLIST}")),
-        segments: model_segments,
-    };
-    rendition.measure_bandwidth();
-    Ok(rendition)
+    // `source` owns ffmpeg: it is killed when the encoding is done with it, the rest of its
+    // output (audio longer than the video) not needed.
+    write_audio_rendition(dir, &job, source, || {})
 }
 
 /// Builds the adaptive ladder of `input` into `out_lib/name/`: decoded by ffmpeg, scaled and
@@ -563,7 +516,7 @@ mod tests {
             [
                 "480x270@300",
                 "640x360@750",
-                "848x480@1200",
+                "854x480@1200",
                 "960x540@1850",
                 "1280x720@2850"
             ]

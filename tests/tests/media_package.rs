@@ -74,8 +74,9 @@ fn frames_per_stream(input: &Path, streams: usize) -> Vec<u64> {
                     .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
                     .arg(input),
             )
-            .trim()
-            .parse()
+            // HLS lists a stream once per program and once on its own: the same count.
+            .lines()
+            .find_map(|l| l.trim().trim_end_matches(',').parse().ok())
             .unwrap_or(0)
         })
         .collect()
@@ -249,13 +250,14 @@ fn a_file_cut_without_reencoding_starts_at_the_keyframe_of_its_cut() {
     assert_eq!(frames_per_stream(&master, 1), [300]);
     assert_eq!(first_frame_times(&master, 2), ["0.000000", "0.033333"]);
     let presentation = read_presentation(&report.dir).unwrap_or_else(|e| panic!("{e}"));
-    // The audio was cut at the edit: it starts half a second in, and ends with the video.
+    // ffmpeg kept the audio from the same point (hidden by its own edit list): placed on the
+    // same timeline, it starts with the video (within a frame) and ends with it.
     let audio = presentation
         .audio()
         .next()
         .unwrap_or_else(|| panic!("no audio"));
     let start = audio.segments.first().map_or(-1.0, |s| s.start);
-    assert!((start - 0.5).abs() < 0.03, "audio starts at {start}");
+    assert!((0.0..0.03).contains(&start), "audio starts at {start}");
     let end = audio.segments.last().map_or(0.0, |s| s.start + s.duration);
     assert!(end <= 10.0 + 1e-6 && end > 9.9, "audio ends at {end}");
 }
