@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
@@ -58,7 +58,7 @@ fn annex_b(sample: &[u8], length_size: usize, out: &mut Vec<u8>) -> anyhow::Resu
     Ok(())
 }
 
-fn openh264_hashes(path: &PathBuf) -> anyhow::Result<(Vec<u64>, usize)> {
+fn openh264_hashes(path: &Path) -> anyhow::Result<(Vec<u64>, usize)> {
     let movie = Movie::open(path)?;
     let track = movie.video().context("no video track")?;
     let mp4_atom::Codec::Avc1(avc1) = &track.entry else {
@@ -100,7 +100,7 @@ fn openh264_hashes(path: &PathBuf) -> anyhow::Result<(Vec<u64>, usize)> {
     Ok((hashes, errors))
 }
 
-fn ffmpeg_hashes(path: &PathBuf) -> anyhow::Result<Vec<u64>> {
+fn ffmpeg_hashes(path: &Path) -> anyhow::Result<Vec<u64>> {
     let movie = Movie::open(path)?;
     let (w, h) = movie
         .video()

@@ -203,7 +203,7 @@ mod tests {
             "4 s = 187.5 frames, rounded down"
         );
         assert_eq!(
-            crate::Codec::from_audio_specific_config(&track.audio_specific_config)
+            Codec::from_audio_specific_config(&track.audio_specific_config)
                 .unwrap()
                 .to_string(),
             "mp4a.40.2"

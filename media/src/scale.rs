@@ -159,13 +159,9 @@ mod tests {
         let mut dst = vec![0u8; 64 * 2];
         scale_plane(&src, sw, sh, &mut dst, 64, 2);
         // Output x covers source 4x..4x+4, whose mean is 4x + 1.5.
-        for x in 2..62 {
+        for (x, &p) in dst.iter().enumerate().take(62).skip(2) {
             let expected = 4.0 * x as f64 + 1.5;
-            assert!(
-                (f64::from(dst[x]) - expected).abs() <= 1.0,
-                "x={x}: {}",
-                dst[x]
-            );
+            assert!((f64::from(p) - expected).abs() <= 1.0, "x={x}: {p}");
         }
         let mut up = vec![0u8; 512 * 2];
         scale_plane(&src, sw, sh, &mut up, 512, 2);

@@ -215,7 +215,6 @@ fn encode_rung(
     let mut scaled = Frame::new(rung.width as usize, rung.height as usize);
     let mut samples: Vec<Sample> = Vec::with_capacity(gop);
     let mut segments = Vec::new();
-    let mut index = 0u64;
     let secs = |ticks: u64| ticks as f64 / f64::from(timescale);
     let flush = |samples: &mut Vec<Sample>, segments: &mut Vec<Segment>| -> Result<()> {
         let base = (segments.len() * gop) as u64 * u64::from(frame_ticks);
@@ -232,7 +231,7 @@ fn encode_rung(
         samples.clear();
         Ok(())
     };
-    for frame in frames {
+    for (index, frame) in frames.iter().enumerate() {
         scale_frame(&frame, &mut scaled);
         let millis = (index as f64 * 1000.0 / fps) as u64;
         let (data, sync) = encoder.encode(&scaled, millis, samples.is_empty())?;
@@ -242,7 +241,6 @@ fn encode_rung(
             sync,
             composition_offset: 0,
         });
-        index += 1;
         if samples.len() == gop {
             flush(&mut samples, &mut segments)?;
         }

@@ -4,6 +4,7 @@
 //! packaged video is the source's bytes (no re-encoding), presentation starts at 0 in the
 //! source's frame order, ladder rungs meet their bit rates, and bad inputs get a one-line
 //! error that names the file and leave nothing in the library.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

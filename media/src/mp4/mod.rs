@@ -388,7 +388,7 @@ impl SampleReader {
     pub fn read_into(&mut self, sample: &SampleRef, out: &mut Vec<u8>) -> Result<()> {
         let io = MediaError::io(&self.path);
         if sample.offset != self.position {
-            let delta = sample.offset as i128 - self.position as i128;
+            let delta = i128::from(sample.offset) - i128::from(self.position);
             // A short hop forward or back stays inside the buffer when it can.
             if delta.unsigned_abs() < READ_AHEAD as u128 {
                 self.reader
