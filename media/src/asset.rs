@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cmaf::{Sample, media_segment};
-use crate::{Codecs, MediaError, MediaType, Presentation, Rendition, Result, Segment, dash, hls};
+use crate::{
+    Codecs, MediaError, MediaType, Presentation, PresentationKind, Rendition, Result, Segment,
+    dash, hls,
+};
 
 /// File names inside an asset folder.
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
@@ -300,6 +303,19 @@ pub fn rendition(
     };
     rendition.measure_bandwidth();
     rendition
+}
+
+/// The VOD presentation of `renditions` (put in canonical order), its manifests written
+/// into the asset folder `dir`.
+pub fn write_vod(dir: &Path, renditions: Vec<Rendition>) -> Result<Presentation> {
+    let mut presentation = Presentation {
+        kind: PresentationKind::Vod,
+        renditions,
+        delivery: Default::default(),
+    };
+    presentation.sort();
+    write_manifests(dir, &presentation)?;
+    Ok(presentation)
 }
 
 /// Writes the manifests of `presentation` into the asset folder `dir`: a media playlist per

@@ -9,14 +9,13 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::asset::{
-    Report, Staging, rendition, rendition_dir, write_file, write_manifests, write_segment,
+    Report, Staging, rendition, rendition_dir, write_file, write_segment, write_vod,
 };
 use crate::audio::{AudioJob, tone, write_audio_rendition};
 use crate::cmaf::video_init_segment;
 use crate::encode::{EncodeJob, encode_rendition};
 use crate::{
-    Codec, Codecs, Ladder, MediaError, MediaType, Presentation, PresentationKind, Rendition,
-    Result, Rung, dash,
+    Codec, Codecs, Ladder, MediaError, MediaType, Presentation, Rendition, Result, Rung, dash,
 };
 
 pub use crate::asset::{
@@ -239,12 +238,5 @@ fn build_into(dir: &Path, opts: &SampleOptions, segments: u32) -> Result<Present
             "not every rendition was encoded".into(),
         ));
     }
-    let mut presentation = Presentation {
-        kind: PresentationKind::Vod,
-        renditions,
-        delivery: Default::default(),
-    };
-    presentation.sort();
-    write_manifests(dir, &presentation)?;
-    Ok(presentation)
+    write_vod(dir, renditions)
 }

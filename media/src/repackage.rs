@@ -16,15 +16,12 @@ use std::time::Instant;
 
 use crate::asset::{
     AUDIO_RENDITION, Cancel, INIT_SEGMENT, Progress, Report, Stage, Staging, rendition,
-    rendition_dir, write_file, write_manifests, write_segment,
+    rendition_dir, write_file, write_segment, write_vod,
 };
 use crate::cmaf::{Sample, track_init_segment};
 use crate::mp4::{Movie, SampleReader, Track, codec_name};
 use crate::segmenter::{audio_ranges, choose_cuts, longest_gap, match_cuts};
-use crate::{
-    Codec, Codecs, InputError, MediaError, MediaType, Presentation, PresentationKind, Rendition,
-    Result,
-};
+use crate::{Codec, Codecs, InputError, MediaError, MediaType, Rendition, Result};
 
 /// A stretch longer than this without a keyframe is refused: a segment must start with one.
 pub const MAX_KEYFRAME_GAP: f64 = 30.0;
@@ -513,13 +510,7 @@ pub fn package_with_progress(
             renditions.push(r);
         }
     }
-    let mut presentation = Presentation {
-        kind: PresentationKind::Vod,
-        renditions,
-        delivery: Default::default(),
-    };
-    presentation.sort();
-    write_manifests(staging.path(), &presentation)?;
+    let presentation = write_vod(staging.path(), renditions)?;
     opts.cancel.check()?;
     let dir = staging.commit()?;
     Ok(Report::new(dir, started, &presentation, &|_| None))

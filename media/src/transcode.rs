@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use crate::asset::{
     Cancel, INIT_SEGMENT, Progress, Report, Stage, Staging, rendition, rendition_dir, write_file,
-    write_manifests, write_segment,
+    write_segment, write_vod,
 };
 use crate::audio::{AudioJob, write_audio_rendition};
 use crate::cmaf::{Sample, video_init_segment};
@@ -27,8 +27,7 @@ use crate::repackage::{AudioSource, segment_number, write_audio};
 use crate::scale::scale_frame;
 use crate::source::Frame;
 use crate::{
-    Codec, Codecs, InputError, Ladder, MediaError, MediaType, Presentation, PresentationKind,
-    Rendition, Result, Rung, Segment,
+    Codec, Codecs, InputError, Ladder, MediaError, MediaType, Rendition, Result, Rung, Segment,
 };
 
 /// How to build a ladder.
@@ -477,13 +476,7 @@ pub fn ladder(
         stage: Stage::Packaging,
         fraction: 1.0,
     });
-    let mut presentation = Presentation {
-        kind: PresentationKind::Vod,
-        renditions,
-        delivery: Default::default(),
-    };
-    presentation.sort();
-    write_manifests(dir, &presentation)?;
+    let presentation = write_vod(dir, renditions)?;
     opts.cancel.check()?;
     let out = staging.commit()?;
     Ok(Report::new(out, started, &presentation, &|r| {

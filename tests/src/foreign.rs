@@ -106,25 +106,28 @@ fn path(p: &Path) -> Result<&str, String> {
         .ok_or_else(|| format!("not UTF-8: {}", p.display()))
 }
 
+/// ffmpeg's inputs for a `SECONDS`-long moving test pattern of `size` with a 440 Hz tone.
+fn test_pattern(size: &str) -> Vec<String> {
+    let video = format!("testsrc2=size={size}:rate={FPS}");
+    let audio = "sine=frequency=440:sample_rate=48000";
+    [
+        "-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", audio, "-t",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([SECONDS.to_string()])
+    .collect()
+}
+
 /// A moving test pattern with a tone, encoded as users' files are: x264 High profile with
 /// three B-frames, a fixed GOP of `gop` frames (no scene-cut keyframes), AAC-LC.
 fn encode(out: &Path, height: u32, kbps: u32, gop: u32, extra: &[&str]) -> Result<(), String> {
-    let seconds = SECONDS.to_string();
-    let video = format!("testsrc2=size=1280x720:rate={FPS}");
+    let inputs = test_pattern("1280x720");
     let scale = format!("scale=-2:{height}");
     let gop = gop.to_string();
     let bitrate = format!("{kbps}k");
-    let mut args = vec![
-        "-f",
-        "lavfi",
-        "-i",
-        &video,
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &seconds,
+    let mut args: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    args.extend([
         "-vf",
         &scale,
         "-c:v",
@@ -147,7 +150,7 @@ fn encode(out: &Path, height: u32, kbps: u32, gop: u32, extra: &[&str]) -> Resul
         "aac",
         "-b:a",
         "128k",
-    ];
+    ]);
     args.extend_from_slice(extra);
     args.push(path(out)?);
     ffmpeg(&args)
@@ -187,33 +190,13 @@ fn sources(dir: &Path) -> Result<(), String> {
     ])?;
     let gop = GOP_FRAMES.to_string();
     let x265 = format!("keyint={gop}:min-keyint={gop}:scenecut=0:bframes=3:log-level=error");
-    let video = format!("testsrc2=size=640x360:rate={FPS}");
-    let seconds = SECONDS.to_string();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &video,
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &seconds,
-        "-c:v",
-        "libx265",
-        "-preset",
-        "veryfast",
-        "-b:v",
-        "600k",
-        "-x265-params",
-        &x265,
-        "-tag:v",
-        "hvc1",
-        "-c:a",
-        "aac",
-        path(&dir.join("hevc.mp4"))?,
-    ])?;
+    let inputs = test_pattern("640x360");
+    let mut args: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    args.extend(["-c:v", "libx265", "-preset", "veryfast", "-b:v", "600k"]);
+    args.extend(["-x265-params", &x265, "-tag:v", "hvc1", "-c:a", "aac"]);
+    let hevc = dir.join("hevc.mp4");
+    args.push(path(&hevc)?);
+    ffmpeg(&args)?;
     // Stream copy from 0.5 s keeps the GOP from 0 s and hides its first half with the edit
     // list, as users' trimmed files do.
     let cut = dir.join("late_start.mp4");
