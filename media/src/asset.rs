@@ -86,10 +86,13 @@ fn nonce() -> String {
 }
 
 impl Staging {
-    /// Creates `out_dir` if needed and a fresh temporary folder in it for asset `name`.
+    /// Creates `out_dir` if needed and a fresh temporary folder in it for asset `name`,
+    /// after removing the temporary folders of `name` left by processes that no longer run
+    /// (killed outright, they could not clean up).
     pub fn new(out_dir: &Path, name: &str) -> Result<Self> {
         check_asset_name(name)?;
         std::fs::create_dir_all(out_dir).map_err(MediaError::io(out_dir))?;
+        remove_abandoned(out_dir, name);
         let tmp = out_dir.join(format!(".{name}.tmp-{}", nonce()));
         std::fs::create_dir(&tmp).map_err(MediaError::io(&tmp))?;
         Ok(Self {
@@ -120,6 +123,33 @@ impl Staging {
             std::fs::remove_dir_all(&old).map_err(MediaError::io(&old))?;
         }
         Ok(dir)
+    }
+}
+
+/// Removes `out_dir/.{name}.tmp-PID-…` and `.{name}.old-PID-…` folders whose process is
+/// gone. Only where `/proc` tells which processes run (Linux); best effort.
+fn remove_abandoned(out_dir: &Path, name: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(out_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| {
+            n.strip_prefix(&format!(".{name}.tmp-"))
+                .or_else(|| n.strip_prefix(&format!(".{name}.old-")))
+        }) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            tracing::info!(folder = %entry.path().display(), "removing an abandoned temporary folder");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -381,11 +411,25 @@ mod tests {
         let staging = Staging::new(lib.path(), "other").unwrap();
         write_file(&staging.path().join("c"), b"3").unwrap();
         drop(staging);
-        let names: Vec<String> = std::fs::read_dir(lib.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, ["film"]);
+        let names = |lib: &Path| -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(lib)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(lib.path()), ["film"]);
+        // A folder left by a process that was killed (no such PID) goes at the next build of
+        // that name; a running process's (ours) stays.
+        let dead = lib.path().join(format!(".film.tmp-{}-1", u32::MAX));
+        let alive = lib
+            .path()
+            .join(format!(".film.tmp-{}-1", std::process::id()));
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::create_dir(&alive).unwrap();
+        drop(Staging::new(lib.path(), "film").unwrap());
+        assert!(!dead.exists() && alive.exists());
     }
 
     #[test]

@@ -333,8 +333,9 @@ pub fn ladder(
     let track = movie
         .video()
         .ok_or_else(|| input_error(input, InputError::NoVideo))?;
+    // ffmpeg applies the display matrix (a phone's portrait video comes out upright).
     let (width, height) = track
-        .dimensions()
+        .display_dimensions()
         .filter(|&(w, h)| w >= 16 && h >= 16)
         .ok_or_else(|| input_error(input, InputError::Corrupt("no picture size".into())))?;
     let timeline = crate::repackage::video_timeline(input, track)?;

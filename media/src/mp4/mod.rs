@@ -73,6 +73,8 @@ pub struct Track {
     /// time the edit list (`elst`, ISO/IEC 14496-12 §8.6.6) gives it: the first edit's
     /// `media_time` less any leading empty edit.
     pub edit_shift: i64,
+    /// The track header's matrix turns the picture by 90° or 270° for display.
+    pub quarter_turn: bool,
     pub samples: Vec<SampleRef>,
 }
 
@@ -98,6 +100,12 @@ impl Track {
     pub fn duration_secs(&self) -> f64 {
         let ticks: u64 = self.samples.iter().map(|s| u64::from(s.duration)).sum();
         ticks as f64 / f64::from(self.timescale.max(1))
+    }
+
+    /// Picture size as displayed: [`Self::dimensions`], swapped for a quarter turn.
+    pub fn display_dimensions(&self) -> Option<(u32, u32)> {
+        self.dimensions()
+            .map(|(w, h)| if self.quarter_turn { (h, w) } else { (w, h) })
     }
 
     /// The RFC 6381 codec of a video track (from `avcC` / `hvcC`), or why it has none we

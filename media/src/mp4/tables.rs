@@ -75,12 +75,16 @@ fn parse_trak(trak: &[u8], movie_timescale: u32) -> Result<Track> {
         None => 0,
     };
     let samples = sample_table(stbl).map_err(|e| format!("track {}: {e}", tkhd.track_id))?;
+    // A display matrix turned a quarter (a = d = 0, §8.3.2: phones record portrait video
+    // this way) shows the picture with width and height swapped.
+    let quarter_turn = tkhd.matrix.a == 0 && tkhd.matrix.d == 0 && tkhd.matrix.b != 0;
     Ok(Track {
         id: tkhd.track_id,
         kind,
         timescale: mdhd.timescale,
         entry,
         edit_shift,
+        quarter_turn,
         samples,
     })
 }
@@ -408,6 +412,7 @@ mod tests {
             timescale: 90_000,
             entry: mp4_atom::Codec::Unknown(b"test".into(), Vec::new()),
             edit_shift: 0,
+            quarter_turn: false,
             samples: Vec::new(),
         };
         let trun = |n: u32, cts: i64| Trun {
