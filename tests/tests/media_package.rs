@@ -198,6 +198,101 @@ fn b_frames_present_from_zero_in_the_sources_order() {
     );
 }
 
+/// A page that appends the first segment of each of `renditions` (`(folder, MIME type)`)
+/// to Media Source Extensions and prints where each SourceBuffer's buffered range starts
+/// and ends: what hls.js and dash.js, which feed MSE, present.
+fn mse_page(renditions: &[(String, String)]) -> String {
+    let list: Vec<String> = renditions
+        .iter()
+        .map(|(dir, mime)| format!("['{dir}', '{mime}']"))
+        .collect();
+    format!(
+        r#"<html><body><pre id="out">pending</pre><script>
+const out = document.getElementById('out');
+const ms = new MediaSource();
+document.createElement('video').src = URL.createObjectURL(ms);
+ms.addEventListener('sourceopen', async () => {{
+  try {{
+    const renditions = [{}];
+    const buffers = renditions.map(([, mime]) => ms.addSourceBuffer(mime));
+    const ranges = [];
+    for (const [i, [dir]] of renditions.entries()) {{
+      for (const file of ['init.mp4', '1.m4s']) {{
+        const data = await (await fetch(dir + '/' + file)).arrayBuffer();
+        await new Promise((ok, fail) => {{
+          buffers[i].onupdateend = ok; buffers[i].onerror = fail; buffers[i].appendBuffer(data);
+        }});
+      }}
+      ranges.push(buffers[i].buffered.start(0).toFixed(4) + '-' + buffers[i].buffered.end(0).toFixed(4));
+    }}
+    out.textContent = 'buffered ' + ranges.join(' ');
+  }} catch (e) {{ out.textContent = 'error ' + e; }}
+}});
+</script></body></html>"#,
+        list.join(", ")
+    )
+}
+
+/// Debian's Chromium (headless, the arguments of the browser suite) reading the packaged
+/// B-frame title through MSE: the edit list in `init.mp4` makes the first frame present at
+/// 0, with the audio (without it, Chromium buffers the video from 0.0667 s, the first
+/// frame's composition offset).
+#[test]
+fn chromium_media_source_presents_the_first_frame_at_zero() {
+    let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let report =
+        package(&[source("plain.mp4")], lib.path(), "plain").unwrap_or_else(|e| panic!("{e}"));
+    let presentation = read_presentation(&report.dir).unwrap_or_else(|e| panic!("{e}"));
+    let renditions: Vec<(String, String)> = presentation
+        .renditions
+        .iter()
+        .map(|r| {
+            let kind = if r.media_type == media::MediaType::Video {
+                "video"
+            } else {
+                "audio"
+            };
+            (r.id.clone(), format!("{kind}/mp4; codecs=\"{}\"", r.codecs))
+        })
+        .collect();
+    let page = report.dir.join("mse.html");
+    std::fs::write(&page, mse_page(&renditions)).unwrap_or_else(|e| panic!("{e}"));
+    let out = stdout_of(
+        Command::new("/usr/bin/chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--autoplay-policy=no-user-gesture-required",
+                // The page fetches the segments beside it.
+                "--allow-file-access-from-files",
+                "--virtual-time-budget=20000",
+                "--dump-dom",
+            ])
+            .arg(format!("file://{}", page.display())),
+    );
+    let line = out
+        .lines()
+        .find_map(|l| l.split("<pre id=\"out\">").nth(1))
+        .unwrap_or_else(|| panic!("no result in {out}"));
+    let ranges: Vec<(f64, f64)> = line
+        .trim_start_matches("buffered ")
+        .split(['<', ' '])
+        .filter_map(|r| r.split_once('-'))
+        .filter_map(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .collect();
+    assert_eq!(ranges.len(), 2, "{line}");
+    let (video, audio) = (ranges[0], ranges[1]);
+    assert_eq!(video.0, 0.0, "video buffered from {line}");
+    assert!(audio.0 < 0.03, "audio buffered from {line}");
+    assert!((video.1 - 2.0).abs() < 0.04, "{line}");
+}
+
 #[test]
 fn mov_fragmented_and_hevc_inputs_package() {
     let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
