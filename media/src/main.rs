@@ -139,7 +139,7 @@ fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("media: {e:#}");
+            eprintln!("media: {}", http_rules::report::error_chain(&*e));
             std::process::ExitCode::FAILURE
         }
     }

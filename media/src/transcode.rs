@@ -113,23 +113,27 @@ struct Piped {
 
 impl Piped {
     fn spawn(input: &Path, args: &[&str]) -> Result<Self> {
-        let mut child = Command::new("ffmpeg")
+        let mut command = Command::new("ffmpeg");
+        command
             .args(["-nostdin", "-v", "error", "-i"])
             .arg(input)
             .args(args)
             .arg("-")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                input_error(
-                    input,
-                    InputError::Decode(format!(
-                        "cannot run ffmpeg ({e}): install it (Debian: apt-get install ffmpeg)"
-                    )),
-                )
-            })?;
+            .stderr(Stdio::piped());
+        // Its own process group: a Ctrl-C in the terminal reaches the job, which cancels
+        // and ends ffmpeg itself, rather than ffmpeg dying first and looking like a failure.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command.spawn().map_err(|e| {
+            input_error(
+                input,
+                InputError::Decode(format!(
+                    "cannot run ffmpeg ({e}): install it (Debian: apt-get install ffmpeg)"
+                )),
+            )
+        })?;
         let stdout = child
             .stdout
             .take()
@@ -322,6 +326,22 @@ pub fn ladder(
     name: &str,
     opts: &LadderOptions,
     progress: impl Fn(Progress),
+) -> Result<Report> {
+    let result = build_ladder(input, out_lib, name, opts, &progress);
+    // A cancelled job may fail in whatever step noticed first (a closed pipe, an early
+    // end of input): it is reported as cancelled.
+    match result {
+        Err(_) if opts.cancel.is_cancelled() => Err(MediaError::Cancelled),
+        other => other,
+    }
+}
+
+fn build_ladder(
+    input: &Path,
+    out_lib: &Path,
+    name: &str,
+    opts: &LadderOptions,
+    progress: &dyn Fn(Progress),
 ) -> Result<Report> {
     let started = Instant::now();
     crate::asset::check_asset_name(name)?;
