@@ -157,8 +157,7 @@ struct VideoInput {
 }
 
 impl VideoInput {
-    fn open(path: &Path) -> Result<Self> {
-        let movie = Movie::open(path)?;
+    fn new(path: &Path, movie: Movie) -> Result<Self> {
         let track = movie
             .tracks
             .iter()
@@ -461,12 +460,25 @@ pub fn package_with_progress(
         stage: Stage::Probing,
         fraction: 0.0,
     });
-    let videos = inputs
-        .iter()
-        .map(|p| VideoInput::open(p))
-        .collect::<Result<Vec<_>>>()?;
+    // Inputs with video are renditions; an input with audio only (a packager's separate
+    // audio file) can be the title's audio.
+    let mut videos = Vec::new();
+    let mut video_order = Vec::new();
+    let mut audio_only = Vec::new();
+    for (order, path) in inputs.iter().enumerate() {
+        let movie = Movie::open(path)?;
+        if movie.video().is_none() && movie.audio().is_some() {
+            audio_only.push((order, path.as_path(), movie));
+        } else {
+            videos.push(VideoInput::new(path, movie)?);
+            video_order.push(order);
+        }
+    }
+    if videos.is_empty() {
+        return Err(input_error(&inputs[0], InputError::NoVideo));
+    }
+    let audio = find_audio(&videos, &video_order, &audio_only);
     let (cuts, starts) = plan_segments(&videos, opts.segment)?;
-    let audio = find_audio(&videos)?;
     let staging = Staging::new(out_lib, name)?;
     let total: u64 = videos
         .iter()
@@ -516,29 +528,54 @@ pub fn package_with_progress(
     Ok(Report::new(dir, started, &presentation, &|_| None))
 }
 
-/// The first AAC track of the inputs, in order. Other audio tracks are left out (logged):
-/// without re-encoding only AAC is packaged.
-fn find_audio(videos: &[VideoInput]) -> Result<Option<AudioSource<'_>>> {
-    for v in videos {
-        if let Some(track) = v.movie.aac() {
-            let video_zero = v.timeline.zero as f64 / f64::from(v.track().timescale);
-            return Ok(Some(AudioSource {
+/// The first AAC track of the inputs (`videos`, at the places `video_order` in the input
+/// list, and `audio_only`, each with its place), in input order. Other audio tracks are
+/// left out (logged): without re-encoding only AAC is packaged. An audio-only file's times
+/// count from its own 0.
+fn find_audio<'a>(
+    videos: &'a [VideoInput],
+    video_order: &[usize],
+    audio_only: &'a [(usize, &'a Path, Movie)],
+) -> Option<AudioSource<'a>> {
+    let from_video = video_order.iter().zip(videos).filter_map(|(order, v)| {
+        let track = v.movie.aac()?;
+        let video_zero = v.timeline.zero as f64 / f64::from(v.track().timescale);
+        Some((
+            *order,
+            AudioSource {
                 path: &v.path,
                 track,
                 video_zero,
-            }));
+            },
+        ))
+    });
+    let from_audio = audio_only.iter().filter_map(|(order, path, movie)| {
+        Some((
+            *order,
+            AudioSource {
+                path,
+                track: movie.aac()?,
+                video_zero: 0.0,
+            },
+        ))
+    });
+    let found = from_video.chain(from_audio).min_by_key(|(order, _)| *order);
+    if found.is_none() {
+        let movies = videos
+            .iter()
+            .map(|v| (v.path.as_path(), &v.movie))
+            .chain(audio_only.iter().map(|(_, p, m)| (*p, m)));
+        for (path, movie) in movies {
+            if let Some(other) = movie.audio() {
+                tracing::warn!(
+                    file = %path.display(),
+                    codec = %codec_name(&other.entry_fourcc()),
+                    "audio is not AAC: packaged without audio (`media ladder` re-encodes it)"
+                );
+            }
         }
     }
-    for v in videos {
-        if let Some(other) = v.movie.audio() {
-            tracing::warn!(
-                file = %v.path.display(),
-                codec = %codec_name(&other.entry_fourcc()),
-                "audio is not AAC: packaged without audio (`media ladder` re-encodes it)"
-            );
-        }
-    }
-    Ok(None)
+    found.map(|(_, audio)| audio)
 }
 
 /// What [`inspect`] tells about a video track.

@@ -332,6 +332,36 @@ fn mov_fragmented_and_hevc_inputs_package() {
     }
 }
 
+/// A packager's output as input: ffmpeg's single-file DASH (fragmented, `sidx`), one file
+/// of video and one of audio only, which becomes the title's audio.
+#[test]
+fn a_separate_audio_file_is_the_titles_audio() {
+    let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dash = fixtures().join("packaged/dash_base");
+    let inputs = [
+        dash.join("manifest-stream1.mp4"),
+        dash.join("manifest-stream0.mp4"),
+    ];
+    let report = package(&inputs, lib.path(), "split").unwrap_or_else(|e| panic!("{e}"));
+    let presentation = read_presentation(&report.dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(presentation.video().count(), 1);
+    let audio = presentation
+        .audio()
+        .next()
+        .unwrap_or_else(|| panic!("no audio"));
+    assert_eq!(audio.codecs.to_string(), "mp4a.40.2");
+    assert!(audio.duration() > 9.9 && audio.duration() <= 10.0 + 1e-6);
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let path = report.dir.join(manifest);
+        ffmpeg_decode(url(&path), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            frames_per_stream(&path, 1),
+            [u64::from(SECONDS * FPS)],
+            "{manifest}"
+        );
+    }
+}
+
 #[test]
 fn a_file_cut_without_reencoding_starts_at_the_keyframe_of_its_cut() {
     let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
