@@ -628,7 +628,7 @@ pub fn inspect(input: &Path) -> Result<SourceInfo> {
         Err(_) => (codec_name(&track.entry_fourcc()), false),
     };
     let timeline = VideoTimeline::of(input, track)?;
-    let (width, height) = track.dimensions().unwrap_or((0, 0));
+    let (width, height) = track.display_dimensions().unwrap_or((0, 0));
     let frames = (track.samples.len() - timeline.first) as f64;
     let video = VideoInfo {
         codec,

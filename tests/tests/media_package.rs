@@ -530,6 +530,28 @@ fn bad_inputs_get_one_line_and_leave_nothing() {
     assert!(entries(lib.path()).is_empty());
 }
 
+/// MPEG-4 Part 2, which `package` refuses, is what `ladder` is for: ffmpeg decodes it, the
+/// rungs are H.264 (one at the source's 240 lines, under every rung of the small ladder).
+#[test]
+fn the_ladder_takes_a_codec_package_refuses() {
+    let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let input = fixtures().join("bad/mpeg4.mp4");
+    let info = media::inspect(&input).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!info.video.packageable);
+    assert_eq!((info.video.width, info.video.height), (320, 240));
+    let opts = LadderOptions::new("small".parse().unwrap_or_else(|e| panic!("{e}")));
+    let report =
+        media::ladder(&input, lib.path(), "mpeg4", &opts, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    let presentation = read_presentation(&report.dir).unwrap_or_else(|e| panic!("{e}"));
+    let video: Vec<_> = presentation.video().collect();
+    assert_eq!(video.len(), 1);
+    assert_eq!((video[0].width, video[0].height), (Some(320), Some(240)));
+    assert!(video[0].codecs.to_string().starts_with("avc1.42"));
+    let master = report.dir.join("master.m3u8");
+    ffmpeg_decode(url(&master), &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(frames_per_stream(&master, 1), [60]);
+}
+
 #[test]
 fn a_cancelled_ladder_leaves_nothing() {
     let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

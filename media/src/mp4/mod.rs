@@ -75,6 +75,8 @@ pub struct Track {
     pub edit_shift: i64,
     /// The track header's matrix turns the picture by 90° or 270° for display.
     pub quarter_turn: bool,
+    /// Display size from the track header (`tkhd`), when it has one.
+    pub header_size: Option<(u32, u32)>,
     pub samples: Vec<SampleRef>,
 }
 
@@ -102,10 +104,15 @@ impl Track {
         ticks as f64 / f64::from(self.timescale.max(1))
     }
 
-    /// Picture size as displayed: [`Self::dimensions`], swapped for a quarter turn.
+    /// Picture size as displayed: [`Self::dimensions`], swapped for a quarter turn; the
+    /// track header's size for a sample entry that does not say (a codec `mp4_atom` does
+    /// not model, such as MPEG-4 Part 2).
     pub fn display_dimensions(&self) -> Option<(u32, u32)> {
-        self.dimensions()
-            .map(|(w, h)| if self.quarter_turn { (h, w) } else { (w, h) })
+        match self.dimensions() {
+            Some((w, h)) if self.quarter_turn => Some((h, w)),
+            Some(size) => Some(size),
+            None => self.header_size,
+        }
     }
 
     /// The RFC 6381 codec of a video track (from `avcC` / `hvcC`), or why it has none we

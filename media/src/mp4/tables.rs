@@ -78,6 +78,10 @@ fn parse_trak(trak: &[u8], movie_timescale: u32) -> Result<Track> {
     // A display matrix turned a quarter (a = d = 0, §8.3.2: phones record portrait video
     // this way) shows the picture with width and height swapped.
     let quarter_turn = tkhd.matrix.a == 0 && tkhd.matrix.d == 0 && tkhd.matrix.b != 0;
+    let header_size = (
+        u32::from(tkhd.width.integer()),
+        u32::from(tkhd.height.integer()),
+    );
     Ok(Track {
         id: tkhd.track_id,
         kind,
@@ -85,6 +89,7 @@ fn parse_trak(trak: &[u8], movie_timescale: u32) -> Result<Track> {
         entry,
         edit_shift,
         quarter_turn,
+        header_size: (header_size.0 > 0 && header_size.1 > 0).then_some(header_size),
         samples,
     })
 }
@@ -413,6 +418,7 @@ mod tests {
             entry: mp4_atom::Codec::Unknown(b"test".into(), Vec::new()),
             edit_shift: 0,
             quarter_turn: false,
+            header_size: None,
             samples: Vec::new(),
         };
         let trun = |n: u32, cts: i64| Trun {
