@@ -2,7 +2,8 @@
 # Speed of `media ladder` next to ffmpeg/libx264 (-preset veryfast) making the same ladder
 # (same rung sizes and bit rates, 2 s GOPs, audio copied) from the same 60 s 720p x264
 # source, timed in one run on this machine. Prints seconds of work per minute of source for
-# each, and writes them as JSON to media/bench/ladder_vs_ffmpeg.json.
+# each, writes them as JSON to media/bench/ladder_vs_ffmpeg.json and draws them in
+# media/bench/ladder_vs_ffmpeg.svg.
 #
 #   media/bench/ladder_vs_ffmpeg.sh [SECONDS]     # default 60
 set -euo pipefail
@@ -57,3 +58,5 @@ cat >media/bench/ladder_vs_ffmpeg.json <<JSON
  "media_ladder_secs_per_minute": ${media_pm}, "ffmpeg_veryfast_secs_per_minute": ${ffmpeg_pm},
  "ratio": ${ratio}}
 JSON
+cargo run --release -q -p media --example plot_bench -- \
+  media/bench/ladder_vs_ffmpeg.json media/bench/ladder_vs_ffmpeg.svg
