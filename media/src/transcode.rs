@@ -69,24 +69,37 @@ fn even(x: f64) -> u32 {
     ((x / 2.0).round() as u32 * 2).max(2)
 }
 
+/// The largest even size of a `width × height` picture that openh264 encodes: at most
+/// 3840 on the long side and 2160 on the short one (level 5.2), never larger than the
+/// source.
+fn encodable_size(width: u32, height: u32) -> (u32, u32) {
+    let (long, short) = (width.max(height), width.min(height));
+    let scale = (3840.0 / f64::from(long.max(1)))
+        .min(2160.0 / f64::from(short.max(1)))
+        .min(1.0);
+    let fit = |x: u32| ((f64::from(x) * scale) as u32 & !1).max(2);
+    (fit(width), fit(height))
+}
+
 /// The rungs to encode for a `width × height` source: those at or below its height, each
 /// resized to the source's aspect ratio; and, when none is at the source's own height, one
 /// there too, at the bit rate per pixel of the highest rung kept (or of the lowest rung,
-/// for a source smaller than every rung).
+/// for a source smaller than every rung). A source larger than openh264 encodes counts as
+/// its largest encodable size.
 pub fn rungs_for_source(ladder: &Ladder, width: u32, height: u32) -> Vec<Rung> {
     let aspect = f64::from(width) / f64::from(height.max(1));
+    let (max_width, own) = encodable_size(width, height);
     let fit = |r: &Rung, h: u32| Rung {
         kbps: r.kbps,
-        width: even(f64::from(h) * aspect).min(even(f64::from(width))),
+        width: even(f64::from(h) * aspect).min(max_width),
         height: h,
     };
     let mut rungs: Vec<Rung> = ladder
         .rungs
         .iter()
-        .filter(|r| r.height <= height)
+        .filter(|r| r.height <= own)
         .map(|r| fit(r, r.height))
         .collect();
-    let own = even(f64::from(height)).min(height.max(2));
     if !rungs.iter().any(|r| r.height == own) {
         let reference = rungs.last().or(ladder.rungs.first()).copied();
         if let Some(reference) = reference {
@@ -538,6 +551,16 @@ mod tests {
         assert_eq!(scope.last().map(|r| (r.width, r.height)), Some((1280, 544)));
         assert!(scope.iter().all(|r| r.height <= 544));
         assert_eq!(scope[0].width, 636);
+        // Odd sizes round down to even (4:2:0).
+        let odd = rungs_for_source(&default, 641, 361);
+        assert_eq!(odd.last().map(|r| (r.width, r.height)), Some((640, 360)));
+        // 8K is encoded at most at 3840x2160, its top rung there.
+        let eight_k = rungs_for_source(&default, 7680, 4320);
+        assert_eq!(
+            eight_k.last().map(|r| (r.width, r.height)),
+            Some((3840, 2160))
+        );
+        assert_eq!(encodable_size(2160, 3840), (2160, 3840));
         // A source smaller than every rung gets one rung at its own size.
         let tiny = rungs_for_source(&default, 320, 180);
         // 300 kbit/s at 480x270, per pixel, is 133 at 320x180: 150 in steps of 50.
