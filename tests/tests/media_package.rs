@@ -155,6 +155,43 @@ fn three_renditions_package_without_reencoding() {
     assert!(audio >= f64::from(SECONDS) - 0.05, "{audio}");
 }
 
+/// "Stream your own video": the packaged title served by a real origin (and an edge in
+/// front of it) reads whole with ffmpeg over HTTP, by HLS and by DASH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packaged_title_streams_from_the_origin_and_an_edge() {
+    let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let inputs: Vec<PathBuf> = [360, 720]
+        .iter()
+        .map(|h| source(&format!("movie_{h}.mp4")))
+        .collect();
+    let dir = lib.path().to_path_buf();
+    tokio::task::spawn_blocking(move || package(&inputs, &dir, "movie"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let origin = rivulet_tests::start_origin(lib.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let edge = rivulet_tests::start_edge(origin, "edge-own")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let frames = u64::from(SECONDS * FPS);
+    for host in [origin, edge] {
+        for manifest in ["master.m3u8", "manifest.mpd"] {
+            let url = format!("http://{host}/vod/movie/{manifest}");
+            let u = url.clone();
+            tokio::task::spawn_blocking(move || {
+                ffmpeg_decode(&u, &[])?;
+                ffprobe_video_frames(&u)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|counts| assert_eq!(counts, [frames, frames], "{url}"))
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
+    }
+}
+
 #[test]
 fn b_frames_present_from_zero_in_the_sources_order() {
     let lib = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
