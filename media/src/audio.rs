@@ -4,8 +4,13 @@
 
 use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
 
-use crate::cmaf::{AudioTrack, Sample};
-use crate::{MediaError, Result};
+use std::path::Path;
+
+use crate::asset::{
+    AUDIO_RENDITION, INIT_SEGMENT, rendition, rendition_dir, write_file, write_segment,
+};
+use crate::cmaf::{AudioTrack, Sample, audio_init_segment};
+use crate::{Codec, Codecs, MediaError, MediaType, Rendition, Result};
 
 /// Samples per channel in one AAC-LC frame.
 pub const FRAME_SAMPLES: u32 = 1024;
@@ -54,10 +59,24 @@ fn aac_error(e: impl std::fmt::Debug) -> MediaError {
     MediaError::Encoder(format!("AAC encoder: {e:?}"))
 }
 
-/// Encodes the audio of `job`; `on_segment(number, base_time, samples)` receives each
-/// segment (numbered from 1) with its decode time in samples.
+/// The sample's tone as a PCM source for [`encode_audio`]: fills interleaved stereo frames.
+pub fn tone(sample_rate: u32) -> impl FnMut(&mut [i16]) -> Result<()> {
+    let mut index = 0u64;
+    move |buf| {
+        for pair in buf.chunks_exact_mut(2) {
+            pair.fill(pcm(index, sample_rate));
+            index += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Encodes `job` from `source` (which fills a buffer of interleaved 16-bit stereo PCM at
+/// the job's rate, silence past its end); `on_segment(number, base_time, samples)` receives
+/// each segment (numbered from 1) with its decode time in samples.
 pub fn encode_audio(
     job: &AudioJob,
+    mut source: impl FnMut(&mut [i16]) -> Result<()>,
     mut on_segment: impl FnMut(u32, u64, &[Sample]) -> Result<()>,
 ) -> Result<AudioTrack> {
     let encoder = Encoder::new(EncoderParams {
@@ -70,17 +89,12 @@ pub fn encode_audio(
     .map_err(aac_error)?;
     let info = encoder.info().map_err(aac_error)?;
     let asc = info.confBuf[..(info.confSize as usize).min(info.confBuf.len())].to_vec();
-    let mut pcm_index = 0u64;
     let mut input = vec![0i16; 2 * FRAME_SAMPLES as usize];
     let mut output = vec![0u8; 8192];
     let mut next_frame = || -> Result<Vec<u8>> {
         // The encoder may hold the first frames back (look-ahead): feed until it emits.
         for _ in 0..16 {
-            for pair in input.chunks_exact_mut(2) {
-                let v = pcm(pcm_index, job.sample_rate);
-                pair.fill(v);
-                pcm_index += 1;
-            }
+            source(&mut input)?;
             let done = encoder.encode(&input, &mut output).map_err(aac_error)?;
             if done.output_size > 0 {
                 return Ok(output[..done.output_size].to_vec());
@@ -96,6 +110,7 @@ pub fn encode_audio(
                     data,
                     duration: FRAME_SAMPLES,
                     sync: true,
+                    composition_offset: 0,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -106,6 +121,40 @@ pub fn encode_audio(
         channels: 2,
         audio_specific_config: asc,
         bitrate: job.bitrate,
+    })
+}
+
+/// Encodes `job` from `source` (see [`encode_audio`]) into the `audio/` rendition of the
+/// asset folder `dir`; `on_segment` runs after each segment is written (progress).
+pub fn write_audio_rendition(
+    dir: &Path,
+    job: &AudioJob,
+    source: impl FnMut(&mut [i16]) -> Result<()>,
+    mut on_segment: impl FnMut(),
+) -> Result<Rendition> {
+    let folder = rendition_dir(dir, AUDIO_RENDITION)?;
+    let rate = f64::from(job.sample_rate);
+    let mut segments = Vec::with_capacity(job.segments as usize);
+    let track = encode_audio(job, source, |number, base_time, samples| {
+        let ticks: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
+        segments.push(write_segment(
+            &folder,
+            number,
+            base_time,
+            samples,
+            base_time as f64 / rate,
+            ticks as f64 / rate,
+        )?);
+        on_segment();
+        Ok(())
+    })?;
+    write_file(&folder.join(INIT_SEGMENT), &audio_init_segment(&track)?)?;
+    let codecs = Codecs::single(Codec::from_audio_specific_config(
+        &track.audio_specific_config,
+    )?);
+    Ok(Rendition {
+        sample_rate: Some(job.sample_rate),
+        ..rendition(AUDIO_RENDITION, MediaType::Audio, codecs, segments)
     })
 }
 
@@ -143,7 +192,7 @@ mod tests {
             segments: 2,
         };
         let mut got = Vec::new();
-        let track = encode_audio(&job, |n, t, s| {
+        let track = encode_audio(&job, tone(48_000), |n, t, s| {
             got.push((n, t, s.len()));
             Ok(())
         })
@@ -154,7 +203,7 @@ mod tests {
             "4 s = 187.5 frames, rounded down"
         );
         assert_eq!(
-            crate::Codec::from_audio_specific_config(&track.audio_specific_config)
+            Codec::from_audio_specific_config(&track.audio_specific_config)
                 .unwrap()
                 .to_string(),
             "mp4a.40.2"

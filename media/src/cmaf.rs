@@ -2,9 +2,10 @@
 //! media segment for its place on a live timeline.
 
 use mp4_atom::{
-    Audio, Avc1, Avcc, Codec, Decode, Dinf, Dref, Encode, Esds, Ftyp, Hdlr, Mdat, Mdhd, Mdia, Mfhd,
-    Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Styp, Tfdt, Tfhd,
-    Tkhd, Traf, Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd, esds,
+    Audio, Avc1, Avcc, Codec, Decode, Dinf, Dref, Edts, Elst, ElstEntry, Encode, Esds, Ftyp, Hdlr,
+    Mdat, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz,
+    Stts, Styp, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual,
+    Vmhd, esds,
 };
 
 use crate::{MediaError, Result};
@@ -39,13 +40,17 @@ pub struct AudioTrack {
     pub bitrate: u32,
 }
 
-/// One coded sample: an access unit in length-prefixed (AVCC, 4-byte) form.
+/// One coded sample: an access unit in length-prefixed (AVCC / HVCC) form, or an AAC frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
     pub data: Vec<u8>,
     /// Duration in the track's timescale.
     pub duration: u32,
     pub sync: bool,
+    /// Presentation time minus decode time, track timescale: non-zero with B-frames, and
+    /// negative for the frames presented before they are decoded once the stream is shifted
+    /// so that its first frame presents at its decode time (CMAF's version-1 `trun`).
+    pub composition_offset: i32,
 }
 
 fn u16_dimension(value: u32, what: &str) -> Result<u16> {
@@ -87,19 +92,7 @@ pub fn video_init_segment(track: &VideoTrack) -> Result<Vec<u8>> {
         fiel: None,
         spatial: None,
     };
-    let tkhd = Tkhd {
-        track_id: TRACK_ID,
-        enabled: true,
-        in_movie: true,
-        width: width.into(),
-        height: height.into(),
-        ..Default::default()
-    };
-    let minf = Minf {
-        vmhd: Some(Vmhd::default()),
-        ..Default::default()
-    };
-    init_segment(tkhd, track.timescale, b"vide", minf, avc1.into())
+    track_init_segment(avc1.into(), track.timescale, 0)
 }
 
 /// AAC sampling frequency index (ISO/IEC 14496-3 Table 1.16).
@@ -158,19 +151,65 @@ pub fn audio_init_segment(track: &AudioTrack) -> Result<Vec<u8>> {
         btrt: None,
         taic: None,
     };
-    let tkhd = Tkhd {
-        track_id: TRACK_ID,
-        alternate_group: 1,
-        enabled: true,
-        in_movie: true,
-        volume: 1.into(),
-        ..Default::default()
-    };
-    let minf = Minf {
-        smhd: Some(Smhd::default()),
-        ..Default::default()
-    };
-    init_segment(tkhd, track.timescale, b"soun", minf, mp4a.into())
+    track_init_segment(mp4a.into(), track.timescale, 0)
+}
+
+/// The CMAF header of a one-track fragmented file around `entry`, a video (`avc1`, `avc3`,
+/// `hvc1`, `hev1`) or audio (`mp4a`) sample entry: ours, or one carried over unchanged from
+/// a file being repackaged, so the decoder configuration (`avcC`, `hvcC`, `esds`, colour
+/// and aspect boxes) is the source's byte for byte.
+///
+/// A non-zero `presentation_delay` (track ticks) writes an edit list whose one edit starts
+/// presentation that far into the media (ISO/IEC 14496-12 §8.6.6): with B-frames, the
+/// first frame is composed at its (positive) composition offset, and this edit puts it at
+/// time 0, as the source's own edit list did.
+pub fn track_init_segment(
+    mut entry: Codec,
+    timescale: u32,
+    presentation_delay: u64,
+) -> Result<Vec<u8>> {
+    // Our init segments have one data reference: every entry points at it.
+    match &mut entry {
+        Codec::Avc1(e) => e.visual.data_reference_index = 1,
+        Codec::Avc3(e) => e.visual.data_reference_index = 1,
+        Codec::Hvc1(e) => e.visual.data_reference_index = 1,
+        Codec::Hev1(e) => e.visual.data_reference_index = 1,
+        Codec::Mp4a(e) => e.audio.data_reference_index = 1,
+        _ => {
+            return Err(MediaError::Invalid(
+                "only H.264, HEVC and AAC tracks are packaged".into(),
+            ));
+        }
+    }
+    if let Some(visual) = entry.visual() {
+        let tkhd = Tkhd {
+            track_id: TRACK_ID,
+            enabled: true,
+            in_movie: true,
+            width: visual.width.into(),
+            height: visual.height.into(),
+            ..Default::default()
+        };
+        let minf = Minf {
+            vmhd: Some(Vmhd::default()),
+            ..Default::default()
+        };
+        init_segment(tkhd, timescale, b"vide", minf, entry, presentation_delay)
+    } else {
+        let tkhd = Tkhd {
+            track_id: TRACK_ID,
+            alternate_group: 1,
+            enabled: true,
+            in_movie: true,
+            volume: 1.into(),
+            ..Default::default()
+        };
+        let minf = Minf {
+            smhd: Some(Smhd::default()),
+            ..Default::default()
+        };
+        init_segment(tkhd, timescale, b"soun", minf, entry, presentation_delay)
+    }
 }
 
 /// `ftyp` + `moov` of a one-track fragmented file: the parts every track type shares.
@@ -180,6 +219,7 @@ fn init_segment(
     handler: &[u8; 4],
     minf: Minf,
     entry: Codec,
+    presentation_delay: u64,
 ) -> Result<Vec<u8>> {
     let ftyp = Ftyp {
         major_brand: b"cmfc".into(),
@@ -209,6 +249,16 @@ fn init_segment(
         }),
         trak: vec![Trak {
             tkhd,
+            // A duration of 0 in a fragmented file: the edit runs to the end (§8.6.6.3).
+            edts: (presentation_delay > 0).then(|| Edts {
+                elst: Some(Elst {
+                    entries: vec![ElstEntry {
+                        segment_duration: 0,
+                        media_time: Some(presentation_delay),
+                        media_rate: 1.into(),
+                    }],
+                }),
+            }),
             mdia: Mdia {
                 mdhd: Mdhd {
                     timescale,
@@ -266,6 +316,8 @@ pub fn media_segment(sequence: u32, base_decode_time: u64, samples: &[Sample]) -
             "a CMAF segment must start with a sync sample".into(),
         ));
     }
+    // Composition offsets only when some sample has one (B-frames): version 1, signed.
+    let with_offsets = samples.iter().any(|s| s.composition_offset != 0);
     let entries = samples
         .iter()
         .map(|s| -> Result<TrunEntry> {
@@ -280,7 +332,7 @@ pub fn media_segment(sequence: u32, base_decode_time: u64, samples: &[Sample]) -
                 } else {
                     NON_SYNC_SAMPLE_FLAGS
                 }),
-                cts: None,
+                cts: with_offsets.then_some(i64::from(s.composition_offset)),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -435,6 +487,7 @@ mod tests {
                 data: vec![0, 0, 0, 2, 0x65, i as u8],
                 duration: 3000,
                 sync: i == 0,
+                composition_offset: 0,
             })
             .collect()
     }

@@ -1,7 +1,8 @@
 //! Typed codecs strings (RFC 6381 `codecs` parameter), derived from the bitstream.
 //!
-//! Values are never typed by hand: an [`Codec::Avc`] comes from an SPS, an
-//! [`Codec::Mp4a`] from the AAC AudioSpecificConfig. `Display` and `FromStr` round-trip.
+//! Values are never typed by hand: an [`Codec::Avc`] comes from an SPS (or an `avcC`), an
+//! [`Codec::Hevc`] from an `hvcC`, an [`Codec::Mp4a`] from the AAC AudioSpecificConfig.
+//! `Display` and `FromStr` round-trip.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,6 +17,21 @@ pub enum Codec {
         profile: u8,
         constraints: u8,
         level: u8,
+    },
+    /// HEVC: `hvc1.` / `hev1.` then profile space and profile, compatibility flags, tier and
+    /// level, constraint flags (ISO/IEC 14496-15 Annex E.3).
+    Hevc {
+        /// `hev1`: parameter sets may also be in band (else `hvc1`).
+        in_band: bool,
+        /// `general_profile_space` (0–3, written as nothing, `A`, `B`, `C`).
+        profile_space: u8,
+        profile_idc: u8,
+        /// `general_profile_compatibility_flags`, bit 31 being flag 0.
+        compatibility: u32,
+        high_tier: bool,
+        level_idc: u8,
+        /// `general_constraint_indicator_flags`, six bytes.
+        constraints: [u8; 6],
     },
     /// MPEG-4 audio: `mp4a.OO.A` (object type indication in hex, audio object type in decimal).
     Mp4a {
@@ -49,6 +65,40 @@ impl Codec {
         }
     }
 
+    /// The AVC codec of an `avcC` (AVCDecoderConfigurationRecord, ISO/IEC 14496-15 §5.3.3):
+    /// the same three bytes as the SPS. `in_band` is an `avc3` sample entry, whose string
+    /// keeps that name.
+    pub fn from_avcc(avcc: &mp4_atom::Avcc, in_band: bool) -> Self {
+        let (profile, constraints, level) = (
+            avcc.avc_profile_indication,
+            avcc.profile_compatibility,
+            avcc.avc_level_indication,
+        );
+        if in_band {
+            Self::Other(format!("avc3.{profile:02x}{constraints:02x}{level:02x}"))
+        } else {
+            Self::Avc {
+                profile,
+                constraints,
+                level,
+            }
+        }
+    }
+
+    /// The HEVC codec of an `hvcC` (HEVCDecoderConfigurationRecord, ISO/IEC 14496-15
+    /// §8.3.3); `in_band` for an `hev1` sample entry.
+    pub fn from_hvcc(hvcc: &mp4_atom::Hvcc, in_band: bool) -> Self {
+        Self::Hevc {
+            in_band,
+            profile_space: hvcc.general_profile_space,
+            profile_idc: hvcc.general_profile_idc,
+            compatibility: u32::from_be_bytes(hvcc.general_profile_compatibility_flags),
+            high_tier: hvcc.general_tier_flag,
+            level_idc: hvcc.general_level_idc,
+            constraints: hvcc.general_constraint_indicator_flags,
+        }
+    }
+
     /// The MPEG-4 audio codec from an AudioSpecificConfig (ISO 14496-3 §1.6.2.1): the audio
     /// object type is its first five bits.
     pub fn from_audio_specific_config(asc: &[u8]) -> Result<Self, MediaError> {
@@ -64,7 +114,7 @@ impl Codec {
     /// Whether this codec carries video.
     pub fn is_video(&self) -> bool {
         match self {
-            Self::Avc { .. } => true,
+            Self::Avc { .. } | Self::Hevc { .. } => true,
             Self::Mp4a { .. } | Self::Opus => false,
             Self::Other(s) => ["avc", "hvc", "hev", "vp0", "av01", "dvh"]
                 .iter()
@@ -81,6 +131,34 @@ impl fmt::Display for Codec {
                 constraints,
                 level,
             } => write!(f, "avc1.{profile:02x}{constraints:02x}{level:02x}"),
+            Self::Hevc {
+                in_band,
+                profile_space,
+                profile_idc,
+                compatibility,
+                high_tier,
+                level_idc,
+                constraints,
+            } => {
+                let space = ["", "A", "B", "C"][usize::from(*profile_space & 3)];
+                write!(
+                    f,
+                    "{}.{space}{profile_idc}.{:X}.{}{level_idc}",
+                    if *in_band { "hev1" } else { "hvc1" },
+                    // Annex E.3: the 32 flags in reverse bit order, leading zeros omitted.
+                    compatibility.reverse_bits(),
+                    if *high_tier { 'H' } else { 'L' },
+                )?;
+                // Each constraint byte in hex, trailing zero bytes omitted.
+                let used = constraints
+                    .iter()
+                    .rposition(|&b| b != 0)
+                    .map_or(0, |i| i + 1);
+                for byte in &constraints[..used] {
+                    write!(f, ".{byte:X}")?;
+                }
+                Ok(())
+            }
             Self::Mp4a {
                 object_type,
                 audio_object_type,
@@ -115,6 +193,13 @@ impl FromStr for Codec {
                 level: byte(4)?,
             });
         }
+        if let Some((in_band, rest)) = s
+            .strip_prefix("hvc1.")
+            .map(|r| (false, r))
+            .or_else(|| s.strip_prefix("hev1.").map(|r| (true, r)))
+        {
+            return parse_hevc(in_band, rest).ok_or_else(invalid);
+        }
         if let Some(rest) = s.strip_prefix("mp4a.") {
             let (oti, aot) = rest.split_once('.').ok_or_else(invalid)?;
             return Ok(Self::Mp4a {
@@ -127,6 +212,36 @@ impl FromStr for Codec {
         }
         Ok(Self::Other(s.to_string()))
     }
+}
+
+/// The part of an HEVC codecs string after `hvc1.` / `hev1.` (ISO/IEC 14496-15 Annex E.3).
+fn parse_hevc(in_band: bool, rest: &str) -> Option<Codec> {
+    let mut parts = rest.split('.');
+    let profile = parts.next()?;
+    let (profile_space, profile_idc) = match profile.as_bytes().first()? {
+        b @ b'A'..=b'C' => (b - b'A' + 1, &profile[1..]),
+        _ => (0, profile),
+    };
+    let compatibility = u32::from_str_radix(parts.next()?, 16).ok()?.reverse_bits();
+    let tier_level = parts.next()?;
+    let high_tier = match tier_level.as_bytes().first()? {
+        b'L' => false,
+        b'H' => true,
+        _ => return None,
+    };
+    let mut constraints = [0u8; 6];
+    for (i, byte) in parts.enumerate() {
+        *constraints.get_mut(i)? = u8::from_str_radix(byte, 16).ok()?;
+    }
+    Some(Codec::Hevc {
+        in_band,
+        profile_space,
+        profile_idc: profile_idc.parse().ok()?,
+        compatibility,
+        high_tier,
+        level_idc: tier_level[1..].parse().ok()?,
+        constraints,
+    })
 }
 
 /// A comma-separated `codecs` list, as in HLS `CODECS` and DASH `@codecs`. Serialised as its
@@ -208,6 +323,9 @@ mod tests {
             "mp4a.40.5",
             "opus",
             "hvc1.1.6.L93.B0",
+            "hev1.2.4.L120.90",
+            "hvc1.A4.10.H153.B0.4",
+            "hvc1.2.4.L153",
             "avc3.640028",
         ];
         for case in cases {
@@ -236,6 +354,47 @@ mod tests {
                 audio_object_type: 2
             }
         );
+    }
+
+    #[test]
+    fn hevc_is_typed_video() {
+        let main = "hvc1.1.6.L93.B0".parse::<Codec>().unwrap();
+        assert_eq!(
+            main,
+            Codec::Hevc {
+                in_band: false,
+                profile_space: 0,
+                profile_idc: 1,
+                compatibility: 0x6000_0000,
+                high_tier: false,
+                level_idc: 93,
+                constraints: [0xb0, 0, 0, 0, 0, 0],
+            }
+        );
+        assert!(main.is_video());
+        let hvcc = mp4_atom::Hvcc {
+            general_profile_idc: 2,
+            general_profile_compatibility_flags: [0x20, 0, 0, 0],
+            general_level_idc: 120,
+            general_constraint_indicator_flags: [0x90, 0, 0, 0, 0, 0],
+            ..mp4_atom::Hvcc::new()
+        };
+        assert_eq!(
+            Codec::from_hvcc(&hvcc, false).to_string(),
+            "hvc1.2.4.L120.90"
+        );
+        assert_eq!(
+            Codec::from_hvcc(&hvcc, true).to_string(),
+            "hev1.2.4.L120.90"
+        );
+        for bad in [
+            "hvc1.1.6",
+            "hvc1.1.6.X93",
+            "hvc1.1.zz.L93",
+            "hvc1.1.6.L93.1.2.3.4.5.6.7",
+        ] {
+            assert!(bad.parse::<Codec>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

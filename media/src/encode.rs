@@ -62,6 +62,120 @@ const NAL_SPS: u8 = 7;
 const NAL_PPS: u8 = 8;
 const NAL_AUD: u8 = 9;
 
+/// An openh264 encoder in bit-rate mode that makes closed GOPs on request: frame skipping
+/// and scene-change detection are off, so every frame comes out and IDRs fall only where
+/// the caller forces them (a segment start). Samples come out in AVCC form (4-byte lengths,
+/// parameter sets kept aside for the init segment).
+pub struct H264Encoder {
+    encoder: Encoder,
+    sps: Option<Vec<u8>>,
+    pps: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for H264Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H264Encoder")
+            .field(
+                "has_parameter_sets",
+                &(self.sps.is_some() && self.pps.is_some()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl H264Encoder {
+    pub fn new(bitrate_bps: u32, fps: f64) -> Result<Self> {
+        let config = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(bitrate_bps))
+            .max_frame_rate(FrameRate::from_hz(fps as f32))
+            .usage_type(UsageType::CameraVideoRealTime)
+            .rate_control_mode(RateControlMode::Bitrate)
+            .skip_frames(false)
+            // Scene-change detection inserts I frames mid-GOP (the sample's scrolling bands
+            // trigger it); our GOPs are fixed: one IDR per segment.
+            .scene_change_detect(false)
+            // A minimum QP of 0 makes openh264 silently cap the maximum at 42
+            // (encoder_ext.cpp), which low rungs of detailed pictures need to exceed to meet
+            // their bit rate.
+            .qp(QpRange::new(1, 51))
+            // IDRs are forced at segment starts; no periodic ones in between.
+            .intra_frame_period(IntraFramePeriod::from_num_frames(0));
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| MediaError::Encoder(e.to_string()))?;
+        Ok(Self {
+            encoder,
+            sps: None,
+            pps: None,
+        })
+    }
+
+    /// Encodes one frame presented at `millis`; `idr` forces an IDR (a segment start).
+    /// Returns the access unit in AVCC form and whether it is an IDR.
+    pub fn encode(
+        &mut self,
+        frame: &impl YUVSource,
+        millis: u64,
+        idr: bool,
+    ) -> Result<(Vec<u8>, bool)> {
+        if idr {
+            // The intra period alone can drift after a reset: an IDR is forced.
+            self.encoder.force_intra_frame();
+        }
+        let bitstream = self
+            .encoder
+            .encode_at(frame, Timestamp::from_millis(millis))
+            .map_err(|e| MediaError::Encoder(e.to_string()))?;
+        let frame_type = bitstream.frame_type();
+        if idr && frame_type != FrameType::IDR {
+            return Err(MediaError::Encoder(format!(
+                "a segment start came out {frame_type:?}, not IDR"
+            )));
+        }
+        let mut data = Vec::new();
+        for l in 0..bitstream.num_layers() {
+            let Some(layer) = bitstream.layer(l) else {
+                continue;
+            };
+            for n in 0..layer.nal_count() {
+                let Some(nal) = layer.nal_unit(n).map(strip_start_code) else {
+                    continue;
+                };
+                match nal.first().map(|b| b & 0x1f) {
+                    Some(NAL_SPS) => self.sps = Some(nal.to_vec()),
+                    Some(NAL_PPS) => self.pps = Some(nal.to_vec()),
+                    Some(NAL_AUD) | None => {}
+                    Some(_) => {
+                        let len = u32::try_from(nal.len())
+                            .map_err(|_| MediaError::Encoder("NAL unit over 4 GiB".into()))?;
+                        data.extend_from_slice(&len.to_be_bytes());
+                        data.extend_from_slice(nal);
+                    }
+                }
+            }
+        }
+        if data.is_empty() {
+            return Err(MediaError::Encoder(format!(
+                "a frame produced no picture (frame type {frame_type:?})"
+            )));
+        }
+        Ok((data, frame_type == FrameType::IDR))
+    }
+
+    /// The track description for the init segment, once a frame has been encoded.
+    pub fn track(&self, width: u32, height: u32, timescale: u32) -> Result<VideoTrack> {
+        match (&self.sps, &self.pps) {
+            (Some(sps), Some(pps)) => Ok(VideoTrack {
+                timescale,
+                width,
+                height,
+                sps: sps.clone(),
+                pps: pps.clone(),
+            }),
+            _ => Err(MediaError::Encoder("the encoder emitted no SPS/PPS".into())),
+        }
+    }
+}
+
 /// Encodes `job` frame by frame. `on_segment(number, samples)` receives each finished
 /// segment (numbered from 1); `on_frame` is called after every frame (for progress).
 /// Returns the track description for the init segment.
@@ -77,77 +191,22 @@ pub fn encode_rendition(
         )));
     }
     let frame_ticks = job.timescale / job.fps;
-    let config = EncoderConfig::new()
-        .bitrate(BitRate::from_bps(job.bitrate_bps))
-        .max_frame_rate(FrameRate::from_hz(job.fps as f32))
-        .usage_type(UsageType::CameraVideoRealTime)
-        .rate_control_mode(RateControlMode::Bitrate)
-        .skip_frames(false)
-        // Scene-change detection fires on the scrolling bands and inserts I frames mid-GOP;
-        // our GOPs are fixed: one IDR per segment.
-        .scene_change_detect(false)
-        // A minimum QP of 0 makes openh264 silently cap the maximum at 42 (encoder_ext.cpp),
-        // which the low rungs of a detailed picture need to exceed to meet their bit rate.
-        .qp(QpRange::new(1, 51))
-        .intra_frame_period(IntraFramePeriod::from_num_frames(job.frames_per_segment));
-    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
-        .map_err(|e| MediaError::Encoder(e.to_string()))?;
+    let mut encoder = H264Encoder::new(job.bitrate_bps, f64::from(job.fps))?;
     let (w, h) = (job.width as usize, job.height as usize);
     let source = PatternSource::new(w, h, job.fps, &job.label);
     let mut frame = Frame::new(w, h);
-    let mut sps = None;
-    let mut pps = None;
     let mut segment: Vec<Sample> = Vec::with_capacity(job.frames_per_segment as usize);
     let total = u64::from(job.frames_per_segment) * u64::from(job.segments);
     for index in 0..total {
         let segment_start = index % u64::from(job.frames_per_segment) == 0;
-        if segment_start {
-            // An IDR at every segment start makes each segment a closed GOP a player can
-            // switch into; the intra period alone can drift after a reset.
-            encoder.force_intra_frame();
-        }
         source.render(index, &mut frame);
         let millis = index * 1000 / u64::from(job.fps);
-        let bitstream = encoder
-            .encode_at(&frame, Timestamp::from_millis(millis))
-            .map_err(|e| MediaError::Encoder(e.to_string()))?;
-        let frame_type = bitstream.frame_type();
-        if segment_start && frame_type != FrameType::IDR {
-            return Err(MediaError::Encoder(format!(
-                "frame {index} starts a segment but is {frame_type:?}, not IDR"
-            )));
-        }
-        let mut data = Vec::new();
-        for l in 0..bitstream.num_layers() {
-            let Some(layer) = bitstream.layer(l) else {
-                continue;
-            };
-            for n in 0..layer.nal_count() {
-                let Some(nal) = layer.nal_unit(n).map(strip_start_code) else {
-                    continue;
-                };
-                match nal.first().map(|b| b & 0x1f) {
-                    Some(NAL_SPS) => sps = Some(nal.to_vec()),
-                    Some(NAL_PPS) => pps = Some(nal.to_vec()),
-                    Some(NAL_AUD) | None => {}
-                    Some(_) => {
-                        let len = u32::try_from(nal.len())
-                            .map_err(|_| MediaError::Encoder("NAL unit over 4 GiB".into()))?;
-                        data.extend_from_slice(&len.to_be_bytes());
-                        data.extend_from_slice(nal);
-                    }
-                }
-            }
-        }
-        if data.is_empty() {
-            return Err(MediaError::Encoder(format!(
-                "frame {index} produced no picture (frame type {frame_type:?})"
-            )));
-        }
+        let (data, sync) = encoder.encode(&frame, millis, segment_start)?;
         segment.push(Sample {
             data,
             duration: frame_ticks,
-            sync: frame_type == FrameType::IDR,
+            sync,
+            composition_offset: 0,
         });
         on_frame();
         if segment.len() == job.frames_per_segment as usize {
@@ -157,16 +216,7 @@ pub fn encode_rendition(
             segment.clear();
         }
     }
-    match (sps, pps) {
-        (Some(sps), Some(pps)) => Ok(VideoTrack {
-            timescale: job.timescale,
-            width: job.width,
-            height: job.height,
-            sps,
-            pps,
-        }),
-        _ => Err(MediaError::Encoder("the encoder emitted no SPS/PPS".into())),
-    }
+    encoder.track(job.width, job.height, job.timescale)
 }
 
 #[cfg(test)]

@@ -10,8 +10,15 @@
 //!   from any standard playlist or MPD;
 //! - [`codecs`]: typed RFC 6381 codecs strings derived from the bitstream;
 //! - [`steering`]: content steering (HLS pathways, DASH service locations) and its manifest;
-//! - [`package`]: the `sample` asset: a ladder encoded in parallel and written atomically.
+//! - [`package`]: the `sample` asset: a ladder encoded in parallel and written atomically;
+//! - [`mp4`]: MP4 / MOV / fragmented MP4 demuxing (sample indexes, samples streamed by offset);
+//! - [`repackage`]: the user's files repackaged without re-encoding ([`package()`]), and the
+//!   [`inspect`] probe; [`segmenter`]: its pure decisions (cuts, alignment, audio split);
+//! - [`transcode`]: `media ladder`: one file decoded (ffmpeg pipe), scaled ([`scale`]) and
+//!   encoded at every rung, then packaged ([`ladder()`]);
+//! - [`asset`]: atomic asset folders, manifests, reports and progress.
 
+pub mod asset;
 pub mod audio;
 pub mod cmaf;
 pub mod codecs;
@@ -21,15 +28,23 @@ pub mod hls;
 pub mod ladder;
 pub mod live;
 pub mod model;
+pub mod mp4;
 pub mod package;
+pub mod repackage;
+pub mod scale;
+pub mod segmenter;
 pub mod source;
 pub mod steering;
+pub mod transcode;
 
+pub use asset::{Cancel, Progress, RenditionReport, Report, Stage, read_presentation};
 pub use codecs::{Codec, Codecs};
 pub use ladder::{Ladder, Rung};
 pub use model::{MediaType, Presentation, PresentationKind, Rendition, Segment};
-pub use package::{SampleOptions, SampleReport, build_sample, read_presentation};
+pub use package::{SampleOptions, SampleReport, build_sample};
+pub use repackage::{PackageOptions, SourceInfo, inspect, package};
 pub use steering::{Delivery, Pathway, SteeringManifest, SteeringProtocol, SteeringServer};
+pub use transcode::{LadderOptions, ladder};
 
 /// Errors of the media crate.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +69,55 @@ pub enum MediaError {
     Ladder(String),
     #[error("invalid media: {0}")]
     Invalid(String),
+    /// An input file that cannot be used, and why: printed as one line naming the file.
+    #[error("{}: {reason}", path.display())]
+    Input {
+        path: std::path::PathBuf,
+        reason: InputError,
+    },
+    /// The caller asked the job to stop (Ctrl-C, or an origin shutting down).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Why an input file cannot be packaged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InputError {
+    #[error("not a video file (no MP4/MOV box structure)")]
+    NotMp4,
+    #[error("no moov box: not a complete MP4/MOV file")]
+    NoMoov,
+    #[error("truncated moov: the file ends {missing} bytes before its movie box does")]
+    TruncatedMoov { missing: u64 },
+    #[error("truncated file: its samples run to byte {needed}, past the end of the file")]
+    Truncated { needed: u64 },
+    #[error("{what} of {size} bytes is over the limit of {limit} bytes")]
+    TooLarge {
+        what: &'static str,
+        size: u64,
+        limit: u64,
+    },
+    #[error("corrupt sample tables: {0}")]
+    Corrupt(String),
+    #[error("no video track")]
+    NoVideo,
+    #[error("the video track has no samples")]
+    EmptyVideo,
+    #[error("unsupported video codec {0} (H.264 or HEVC needed)")]
+    UnsupportedVideo(String),
+    #[error("unsupported audio codec {0} (AAC needed to package without re-encoding)")]
+    UnsupportedAudio(String),
+    #[error(
+        "no keyframe for {gap:.1} seconds (from {from:.3} s); a segment needs one at least every {limit:.0} s"
+    )]
+    NoKeyframe { gap: f64, from: f64, limit: f64 },
+    #[error("keyframes not aligned with {}: it has a keyframe at {at:.3} s, this file has none there", reference.display())]
+    Unaligned {
+        reference: std::path::PathBuf,
+        at: f64,
+    },
+    #[error("decoding failed: {0}")]
+    Decode(String),
 }
 
 impl MediaError {

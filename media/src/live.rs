@@ -251,6 +251,7 @@ mod tests {
                         data: vec![0, 0, 0, 1, 0x65],
                         duration: 3000,
                         sync: i == 0,
+                        composition_offset: 0,
                     })
                     .collect();
                 media_segment(s.number as u32, (s.start * 90_000.0) as u64, &samples).unwrap()

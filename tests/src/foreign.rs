@@ -10,6 +10,12 @@
 //! | `sources/plain.mp4` | one 1280x720 file, 10 s, 2 s GOP, video and audio (moov at the end) |
 //! | `sources/movie_{360,540,720}.mp4` | three renditions of one title, keyframes aligned every 2 s |
 //! | `sources/unaligned_{a,b}.mp4` | two renditions whose keyframes are not aligned (GOP 60 vs 45 frames) |
+//! | `sources/movie_360.mov` | `movie_360.mp4` in a QuickTime container |
+//! | `sources/fragmented.mp4` | `movie_360.mp4` as a fragmented MP4 (`moof` per keyframe, empty `moov`) |
+//! | `sources/hevc.mp4` | HEVC (libx265, B-frames) 640x360, 10 s, 2 s GOP, AAC |
+//! | `sources/late_start.mp4` | `movie_360.mp4` cut at 0.5 s without re-encoding: an edit list that starts inside the first GOP |
+//! | `sources/no_audio.mp4` | `movie_360.mp4` without its audio |
+//! | `sources/ac3_audio.mp4` | `movie_360.mp4` with its audio in AC-3 (not AAC) |
 //! | `bad/text.mp4` | a text file named `.mp4` |
 //! | `bad/truncated.mp4` | `plain.mp4` with `moov` first (faststart), cut inside the `moov` |
 //! | `bad/mpeg4.mp4` | MPEG-4 Part 2 video: a codec the packager does not take |
@@ -34,7 +40,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Bump when the fixtures change, so stale copies from earlier runs are not reused.
-const VERSION: u32 = 1;
+const VERSION: u32 = 3;
 
 /// The frame rate, GOP and length every source shares.
 pub const FPS: u32 = 30;
@@ -100,25 +106,28 @@ fn path(p: &Path) -> Result<&str, String> {
         .ok_or_else(|| format!("not UTF-8: {}", p.display()))
 }
 
+/// ffmpeg's inputs for a `SECONDS`-long moving test pattern of `size` with a 440 Hz tone.
+fn test_pattern(size: &str) -> Vec<String> {
+    let video = format!("testsrc2=size={size}:rate={FPS}");
+    let audio = "sine=frequency=440:sample_rate=48000";
+    [
+        "-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", audio, "-t",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([SECONDS.to_string()])
+    .collect()
+}
+
 /// A moving test pattern with a tone, encoded as users' files are: x264 High profile with
 /// three B-frames, a fixed GOP of `gop` frames (no scene-cut keyframes), AAC-LC.
 fn encode(out: &Path, height: u32, kbps: u32, gop: u32, extra: &[&str]) -> Result<(), String> {
-    let seconds = SECONDS.to_string();
-    let video = format!("testsrc2=size=1280x720:rate={FPS}");
+    let inputs = test_pattern("1280x720");
     let scale = format!("scale=-2:{height}");
     let gop = gop.to_string();
     let bitrate = format!("{kbps}k");
-    let mut args = vec![
-        "-f",
-        "lavfi",
-        "-i",
-        &video,
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &seconds,
+    let mut args: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    args.extend([
         "-vf",
         &scale,
         "-c:v",
@@ -141,7 +150,7 @@ fn encode(out: &Path, height: u32, kbps: u32, gop: u32, extra: &[&str]) -> Resul
         "aac",
         "-b:a",
         "128k",
-    ];
+    ]);
     args.extend_from_slice(extra);
     args.push(path(out)?);
     ffmpeg(&args)
@@ -160,7 +169,55 @@ fn sources(dir: &Path) -> Result<(), String> {
         )?;
     }
     encode(&dir.join("unaligned_a.mp4"), 360, 800, gop, &[])?;
-    encode(&dir.join("unaligned_b.mp4"), 540, 1400, 45, &[])
+    encode(&dir.join("unaligned_b.mp4"), 540, 1400, 45, &[])?;
+    let rendition = dir.join("movie_360.mp4");
+    let rendition = path(&rendition)?;
+    ffmpeg(&[
+        "-i",
+        rendition,
+        "-c",
+        "copy",
+        path(&dir.join("movie_360.mov"))?,
+    ])?;
+    ffmpeg(&[
+        "-i",
+        rendition,
+        "-c",
+        "copy",
+        "-movflags",
+        "frag_keyframe+empty_moov+default_base_moof",
+        path(&dir.join("fragmented.mp4"))?,
+    ])?;
+    let gop = GOP_FRAMES.to_string();
+    let x265 = format!("keyint={gop}:min-keyint={gop}:scenecut=0:bframes=3:log-level=error");
+    let inputs = test_pattern("640x360");
+    let mut args: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    args.extend(["-c:v", "libx265", "-preset", "veryfast", "-b:v", "600k"]);
+    args.extend(["-x265-params", &x265, "-tag:v", "hvc1", "-c:a", "aac"]);
+    let hevc = dir.join("hevc.mp4");
+    args.push(path(&hevc)?);
+    ffmpeg(&args)?;
+    // Stream copy from 0.5 s keeps the GOP from 0 s and hides its first half with the edit
+    // list, as users' trimmed files do.
+    let cut = dir.join("late_start.mp4");
+    ffmpeg(&["-ss", "0.5", "-i", rendition, "-c", "copy", path(&cut)?])?;
+    ffmpeg(&[
+        "-i",
+        rendition,
+        "-c",
+        "copy",
+        "-an",
+        path(&dir.join("no_audio.mp4"))?,
+    ])?;
+    ffmpeg(&[
+        "-i",
+        rendition,
+        "-c:v",
+        "copy",
+        "-c:a",
+        "ac3",
+        path(&dir.join("ac3_audio.mp4"))?,
+    ])
 }
 
 fn bad(sources: &Path, dir: &Path) -> Result<(), String> {
