@@ -83,6 +83,47 @@ impl std::fmt::Debug for H264Encoder {
     }
 }
 
+/// openh264's own log lines go through `tracing` (target `openh264`, debug level) instead
+/// of the terminal: its parameter check warns once per encoder at set-up ("bitrate can't
+/// be controlled … without enabling skip frame": frame skipping is off on purpose, and the
+/// measured bit rates show the rate is controlled). The `openh264` crate applies its trace
+/// level only after that check and has no safe callback API, so the callback is installed
+/// through the raw API: the workspace's one allowed use of `unsafe`.
+#[allow(unsafe_code)]
+mod c_log {
+    use std::ffi::{CStr, c_char, c_int, c_void};
+
+    use openh264::encoder::Encoder;
+    use openh264_sys2::{ENCODER_OPTION_TRACE_CALLBACK, WelsTraceCallback};
+
+    extern "C" fn forward(_context: *mut c_void, level: c_int, line: *const c_char) {
+        if line.is_null() {
+            return;
+        }
+        // SAFETY: openh264 hands the callback a NUL-terminated string it formatted into a
+        // buffer that lives for the duration of the call (welsCodecTrace::CODEC_TRACE);
+        // it is copied out before returning.
+        let text = unsafe { CStr::from_ptr(line) }.to_string_lossy();
+        tracing::debug!(target: "openh264", level, "{}", text.trim_end());
+    }
+
+    /// Installs [`forward`] as the encoder's trace callback. Returns whether openh264 took
+    /// it; if not, its lines keep going to stderr, which costs nothing but noise.
+    pub fn route_to_tracing(encoder: &mut Encoder) -> bool {
+        let mut callback: WelsTraceCallback = Some(forward);
+        // SAFETY: `raw_api` is the live encoder's vtable; ENCODER_OPTION_TRACE_CALLBACK is
+        // accepted before InitializeExt (welsEncoderExt.cpp, SetOption) and its argument is
+        // read as a `WelsTraceCallback` and copied during the call, so a pointer to this
+        // local is valid for as long as it is used. `forward` never unwinds.
+        let status = unsafe {
+            encoder
+                .raw_api()
+                .set_option(ENCODER_OPTION_TRACE_CALLBACK, (&raw mut callback).cast())
+        };
+        status == 0
+    }
+}
+
 impl H264Encoder {
     pub fn new(bitrate_bps: u32, fps: f64) -> Result<Self> {
         let config = EncoderConfig::new()
@@ -100,8 +141,9 @@ impl H264Encoder {
             .qp(QpRange::new(1, 51))
             // IDRs are forced at segment starts; no periodic ones in between.
             .intra_frame_period(IntraFramePeriod::from_num_frames(0));
-        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+        let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| MediaError::Encoder(e.to_string()))?;
+        c_log::route_to_tracing(&mut encoder);
         Ok(Self {
             encoder,
             sps: None,
