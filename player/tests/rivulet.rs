@@ -8,10 +8,10 @@ use player::sim::{Rules, load, report};
 
 #[test]
 fn rivulet_beats_the_targets_with_less_stall_than_robust_mpc() {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/abr"));
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abr"));
     assert!(
         dir.join("README.md").is_file(),
-        "shared ABR data missing at {}: this test needs it",
+        "ABR test data missing at {}: this test needs it",
         dir.display()
     );
     let video = load::read_video(&dir.join("video/envivio_sizes.csv")).unwrap();
