@@ -17,10 +17,12 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use futures::StreamExt as _;
+use player::abr::AbrKind;
 use player::link::{LinkModel, Rate};
 use player::session::clock::PlayState;
-use player::session::fetch::ErrorKind;
-use player::session::{self, End, NoObserver, SessionConfig, SessionError, SessionReport};
+use player::session::{
+    self, End, ErrorKind, NoObserver, SessionConfig, SessionError, SessionReport,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Renditions of the fake: id and bitrate; three 1 s segments each.
@@ -209,7 +211,7 @@ fn config(addr: SocketAddr) -> SessionConfig {
     c.idle_timeout = Duration::from_secs(2);
     c.duration_s = Some(20.0);
     // On loopback it always picks the top rendition, which makes the faults land.
-    c.abr = "throughput".into();
+    c.abr = AbrKind::Throughput;
     c
 }
 
@@ -359,16 +361,25 @@ async fn a_shaped_link_paces_the_downloads() {
 
 #[tokio::test]
 async fn cancelling_stops_a_session_with_its_report() {
-    let (addr, _) = start(|path, _| path.ends_with("/2.m4s").then_some(Fault::Silent)).await;
+    let (addr, seen) = start(|path, _| path.ends_with("/2.m4s").then_some(Fault::Silent)).await;
     let client = session::http_client(6).unwrap();
     let stop = CancellationToken::new();
     let c = config(addr);
     let cancel = stop.clone();
+    // Cancelled while it waits on the silent segment 2, however long a busy machine took
+    // to get there (not after a fixed time, which may come before segment 1 is in).
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let asked_for_2 = || seen.lock().unwrap().keys().any(|k| k.ends_with("/2.m4s"));
+        while !asked_for_2() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         cancel.cancel();
     });
-    let r = session::run(&client, &c, &NoObserver, &stop).await.unwrap();
+    let run = session::run(&client, &c, &NoObserver, &stop);
+    let r = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the session must stop")
+        .unwrap();
     assert_eq!(r.end, End::Stopped);
     assert_eq!(r.segments.len(), 1);
 }
