@@ -65,7 +65,8 @@ fn all_prints_one_row_per_algorithm() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    for name in player::abr::NAMES {
+    for kind in player::abr::AbrKind::ALL {
+        let name = kind.name();
         assert!(
             text.lines().any(|l| l.starts_with(name)),
             "{name} missing:\n{text}"

@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use player::abr::AbrKind;
 use player::sim::{ChunkLog, Rules, load, report, simulate};
 
 const SETS: [&str; 3] = ["hsdpa_test", "fcc", "hsdpa_train"];
 /// (reference algorithm name, registry name)
-const ALGOS: [(&str, &str); 2] = [("bb", "bba"), ("robustmpc", "robust-mpc")];
+const ALGOS: [(&str, AbrKind); 2] = [("bb", AbrKind::Bba), ("robustmpc", AbrKind::RobustMpc)];
 
 fn abr_data() -> PathBuf {
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abr"));
@@ -94,7 +95,7 @@ fn bba_and_robust_mpc_reproduce_reference_chunk_logs() {
                 let want = reference
                     .get(&key)
                     .unwrap_or_else(|| panic!("no reference for {key:?}"));
-                let mut abr = player::abr::by_name(name).unwrap();
+                let mut abr = name.build();
                 let got = simulate(trace, &video, &Rules::PENSIEVE, abr.as_mut()).unwrap();
                 assert_eq!(got.len(), want.len(), "{key:?}");
                 let what = format!("{set}/{}/{name}", trace.name);
@@ -123,8 +124,8 @@ fn set_means_match_the_readme_table() {
         let traces = load::read_trace_dir(&dir.join("traces").join(set)).unwrap();
         assert_eq!(traces.len(), n, "{set}");
         for (name, per_chunk, total) in [
-            ("bba", bb_chunk, bb_total),
-            ("robust-mpc", mpc_chunk, mpc_total),
+            (AbrKind::Bba, bb_chunk, bb_total),
+            (AbrKind::RobustMpc, mpc_chunk, mpc_total),
         ] {
             let r = report::run_set(&traces, &video, &Rules::PENSIEVE, name).unwrap();
             assert!(

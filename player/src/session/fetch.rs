@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use reqwest::Client;
-use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use url::Url;
 
-use super::Observer;
+use http_rules::report::error_chain;
+
 use super::cache_status::is_hit;
+use super::counters::ErrorKind;
 use super::pathway::Routes;
-use super::summary::Counters;
+use super::tally::Tally;
 use crate::link::Shaper;
 
 /// How often a download that delivers nothing is looked at (abandonment, idle timeout).
@@ -23,22 +24,6 @@ const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// Reads are released through the link shaper, and looked at, in pieces of at most this
 /// many bytes (about 0.16 s at 200 kbit/s).
 const PACE_PIECE: usize = 4096;
-
-/// What kind of failure a request met; the load report counts them by kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// 4xx answer.
-    Status4xx,
-    /// 5xx (or other non-success) answer.
-    Status5xx,
-    /// No connection, or the request could not be sent.
-    Connect,
-    /// The response body broke off or came short.
-    Body,
-    /// Nothing arrived for the idle timeout.
-    Timeout,
-}
 
 /// A request that failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,18 +70,6 @@ impl FetchError {
     }
 }
 
-/// The source chain of an error on one line (reqwest's top-level message alone is vague).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 /// A download in progress, for the abandonment check.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
@@ -138,7 +111,8 @@ pub enum Outcome {
     },
 }
 
-/// A session's HTTP side: the shared client, its link, its pathways, its counters.
+/// A session's HTTP side: the shared client, its link, its pathways, and the tally it
+/// counts every request into.
 #[derive(Debug)]
 pub struct Fetcher<'a> {
     client: &'a Client,
@@ -146,9 +120,8 @@ pub struct Fetcher<'a> {
     t0: Instant,
     idle_timeout: Duration,
     retries: u32,
-    observer: &'a dyn Observer,
+    tally: &'a Tally<'a>,
     routes: &'a Routes,
-    pub counters: Counters,
 }
 
 impl<'a> Fetcher<'a> {
@@ -158,7 +131,7 @@ impl<'a> Fetcher<'a> {
         t0: Instant,
         idle_timeout: Duration,
         retries: u32,
-        observer: &'a dyn Observer,
+        tally: &'a Tally<'a>,
         routes: &'a Routes,
     ) -> Self {
         Self {
@@ -167,9 +140,8 @@ impl<'a> Fetcher<'a> {
             t0,
             idle_timeout,
             retries,
-            observer,
+            tally,
             routes,
-            counters: Counters::default(),
         }
     }
 
@@ -181,14 +153,17 @@ impl<'a> Fetcher<'a> {
         self.routes
     }
 
+    pub fn tally(&self) -> &'a Tally<'a> {
+        self.tally
+    }
+
     fn now_s(&self) -> f64 {
         self.t0.elapsed().as_secs_f64()
     }
 
     /// Counts a failed attempt.
-    pub fn failed(&mut self, e: &FetchError) {
-        *self.counters.errors.entry(e.kind()).or_default() += 1;
-        self.observer.error(e.kind());
+    pub fn failed(&self, e: &FetchError) {
+        self.tally.failed(e.kind());
     }
 
     /// GETs `url`, keeping the body when `keep_body`. `check` sees the download after
@@ -225,13 +200,13 @@ impl<'a> Fetcher<'a> {
                 return result;
             };
             self.failed(e);
-            self.counters.failovers += 1;
+            self.tally.failover();
             tracing::warn!(error = %e, to = %next.0, "failing over");
             (pathway, target) = next;
         }
     }
 
-    /// One GET of `url`, counted for `pathway` when it goes over one.
+    /// One GET of `url`, its bytes counted (for `pathway` too, when it goes over one).
     async fn get_from(
         &mut self,
         url: &Url,
@@ -241,13 +216,9 @@ impl<'a> Fetcher<'a> {
     ) -> Result<Outcome, FetchError> {
         let mut loaded = 0;
         let mut result = self.get_once(url, keep_body, check, &mut loaded).await;
-        if let Some(p) = pathway {
-            let counters = self.counters.pathways.entry(p.to_owned()).or_default();
-            counters.requests += 1;
-            counters.bytes += loaded;
-            if let Ok(Outcome::Done(f)) = &mut result {
-                f.pathway = Some(p.to_owned());
-            }
+        self.tally.received(loaded, pathway);
+        if let (Some(p), Ok(Outcome::Done(f))) = (pathway, &mut result) {
+            f.pathway = Some(p.to_owned());
         }
         result
     }
@@ -260,8 +231,7 @@ impl<'a> Fetcher<'a> {
         check: &mut (dyn FnMut(&Progress) -> Option<usize> + Send),
         loaded: &mut u64,
     ) -> Result<Outcome, FetchError> {
-        self.counters.requests += 1;
-        self.observer.request();
+        self.tally.request();
         let sent = Instant::now();
         let requested_at_s = self.now_s();
         let timed_out = |url: &Url, secs: f64| FetchError::Timeout {
@@ -273,7 +243,7 @@ impl<'a> Fetcher<'a> {
             Ok(Err(e)) => {
                 return Err(FetchError::Connect {
                     url: url.clone(),
-                    message: chain(&e),
+                    message: error_chain(&e),
                 });
             }
             Ok(Ok(r)) => r,
@@ -290,8 +260,7 @@ impl<'a> Fetcher<'a> {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         if let Some(value) = &cache_status {
-            self.counters.cache_lookups += 1;
-            self.counters.cache_hits += u64::from(is_hit(value));
+            self.tally.cache_status(is_hit(value));
         }
         if !status.is_success() {
             return Err(FetchError::Status {
@@ -321,7 +290,6 @@ impl<'a> Fetcher<'a> {
                         let release = self.shaper.release_at(self.now_s(), n);
                         sleep_until(self.t0 + Duration::from_secs_f64(release)).await;
                         *loaded += n;
-                        self.counters.bytes += n;
                         if let Some(body) = &mut body {
                             body.extend_from_slice(piece);
                         }
@@ -335,7 +303,7 @@ impl<'a> Fetcher<'a> {
                     return Err(FetchError::Body {
                         url: url.clone(),
                         received: *loaded,
-                        message: chain(&e),
+                        message: error_chain(&e),
                     });
                 }
                 Ok(None) => break,

@@ -8,8 +8,8 @@ use media::model::{MediaType, Presentation, PresentationKind, Rendition};
 use media::{Delivery, MediaError, SteeringProtocol, dash, hls};
 use url::Url;
 
-use super::SessionError;
 use super::fetch::Fetcher;
+use super::outcome::SessionError;
 use super::steering::SteeringStart;
 
 /// One media segment, as every rendition has it at the same position.
