@@ -81,11 +81,13 @@ pub fn http_client(per_host: usize) -> reqwest::Result<Client> {
 /// (a request, a probe) stays unacknowledged for twice that is closed (`TCP_USER_TIMEOUT`,
 /// RFC 5482, on Linux). A slow server is not affected: its kernel still acknowledges.
 pub fn http_client_with(per_host: usize, connect_timeout: Duration) -> reqwest::Result<Client> {
+    // The kernel counts keepalive times in whole seconds (TCP_KEEPIDLE, TCP_KEEPINTVL ≥ 1).
+    let keepalive = connect_timeout.max(Duration::from_secs(1));
     let builder = Client::builder()
         .pool_max_idle_per_host(per_host)
         .connect_timeout(connect_timeout)
-        .tcp_keepalive(connect_timeout)
-        .tcp_keepalive_interval(connect_timeout)
+        .tcp_keepalive(keepalive)
+        .tcp_keepalive_interval(keepalive)
         .tcp_keepalive_retries(2)
         .tcp_nodelay(true)
         .user_agent(concat!("rivulet-player/", env!("CARGO_PKG_VERSION")));
