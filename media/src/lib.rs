@@ -10,24 +10,33 @@
 //!   from any standard playlist or MPD;
 //! - [`codecs`]: typed RFC 6381 codecs strings derived from the bitstream;
 //! - [`steering`]: content steering (HLS pathways, DASH service locations) and its manifest;
-//! - [`package`]: the `sample` asset: a ladder encoded in parallel and written atomically.
+//! - [`package`]: the `sample` asset: a ladder encoded in parallel and written atomically;
+//! - [`sidx`]: segment indexes (`sidx`) read into the model's segments (DASH `SegmentBase`);
+//! - [`validate`]: whether bytes are the media segments they claim to be (fMP4 and MPEG-TS
+//!   structure, track IDs, timestamps continuing across segments).
 
 pub mod audio;
 pub mod cmaf;
 pub mod codecs;
 pub mod dash;
+pub mod dash_segments;
 pub mod encode;
 pub mod hls;
 pub mod ladder;
 pub mod live;
 pub mod model;
 pub mod package;
+pub mod sidx;
 pub mod source;
 pub mod steering;
+pub mod validate;
 
 pub use codecs::{Codec, Codecs};
 pub use ladder::{Ladder, Rung};
-pub use model::{MediaType, Presentation, PresentationKind, Rendition, Segment};
+pub use model::{
+    ByteRange, Container, MediaType, Presentation, PresentationKind, Rendition, Segment,
+    SegmentIndex,
+};
 pub use package::{SampleOptions, SampleReport, build_sample, read_presentation};
 pub use steering::{Delivery, Pathway, SteeringManifest, SteeringProtocol, SteeringServer};
 

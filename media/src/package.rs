@@ -12,8 +12,8 @@ use crate::audio::{AudioJob, encode_audio};
 use crate::cmaf::{audio_init_segment, media_segment, video_init_segment};
 use crate::encode::{EncodeJob, encode_rendition};
 use crate::{
-    Codec, Codecs, Ladder, MediaError, MediaType, Presentation, PresentationKind, Rendition,
-    Result, Rung, Segment, dash, hls,
+    Codec, Codecs, Container, Ladder, MediaError, MediaType, Presentation, PresentationKind,
+    Rendition, Result, Rung, Segment, dash, hls,
 };
 
 /// The asset name of the built-in sample.
@@ -137,6 +137,7 @@ fn package_rung(
                 duration: segment_ticks as f64 / f64::from(timescale),
                 size: Some(bytes.len() as u64),
                 uri: name,
+                ..Default::default()
             });
             Ok(())
         },
@@ -157,7 +158,10 @@ fn package_rung(
         codecs: Codecs::single(Codec::from_sps(&track.sps)?),
         sample_rate: None,
         init_uri: Some(INIT_SEGMENT.into()),
+        init_range: None,
+        container: Container::Fmp4,
         playlist_uri: Some(format!("{id}/{MEDIA_PLAYLIST}")),
+        segment_index: None,
         segments: model_segments,
     };
     rendition.measure_bandwidth();
@@ -192,6 +196,7 @@ fn package_audio(
             duration: ticks as f64 / rate,
             size: Some(bytes.len() as u64),
             uri: name,
+            ..Default::default()
         });
         bar.inc(1);
         Ok(())
@@ -213,7 +218,10 @@ fn package_audio(
         )?),
         sample_rate: Some(AUDIO_SAMPLE_RATE),
         init_uri: Some(INIT_SEGMENT.into()),
+        init_range: None,
+        container: Container::Fmp4,
         playlist_uri: Some(format!("{AUDIO_RENDITION}/{MEDIA_PLAYLIST}")),
+        segment_index: None,
         segments: model_segments,
     };
     rendition.measure_bandwidth();

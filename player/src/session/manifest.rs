@@ -286,7 +286,10 @@ async fn load_hls(
             codecs: media::Codecs::default(),
             sample_rate: None,
             init_uri: None,
+            init_range: None,
+            container: media::Container::Fmp4,
             playlist_uri: Some(base.to_string()),
+            segment_index: None,
             segments: Vec::new(),
         }];
         (only, Delivery::default())
@@ -361,7 +364,10 @@ mod tests {
             codecs: media::Codecs::default(),
             sample_rate: None,
             init_uri: Some(format!("http://h/{id}/init.mp4")),
+            init_range: None,
+            container: media::Container::Fmp4,
             playlist_uri: None,
+            segment_index: None,
             segments: (0..segments)
                 .map(|i| Segment {
                     number: i as u64 + 1,
@@ -369,6 +375,7 @@ mod tests {
                     duration: 2.0,
                     size: None,
                     uri: format!("http://h/{id}/{}.m4s", i + 1),
+                    ..Default::default()
                 })
                 .collect(),
         }
