@@ -204,15 +204,12 @@ impl Rendition {
     }
 
     /// Lists the segments from the bytes of [`Self::segment_index`]'s range (its `sidx`
-    /// box), and measures the bandwidth from their sizes when the manifest declared none.
+    /// box).
     pub fn index_segments(&mut self, index_bytes: &[u8]) -> crate::Result<()> {
         let index = self.segment_index.as_ref().ok_or_else(|| {
             crate::MediaError::Invalid(format!("rendition {} has no segment index", self.id))
         })?;
         self.segments = crate::sidx::segments(index, index_bytes)?;
-        if self.bandwidth_peak == 0 {
-            self.measure_bandwidth();
-        }
         Ok(())
     }
 

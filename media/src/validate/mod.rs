@@ -18,7 +18,9 @@
 //! is a few hundred nanoseconds per segment beyond reading its `moof` (see the
 //! `segment_check` benchmark in `tests/benches`).
 
+mod bmff;
 pub mod fmp4;
+pub mod init;
 pub mod packed;
 pub mod ts;
 
@@ -106,7 +108,7 @@ impl SegmentCheck {
 #[derive(Debug, Clone)]
 pub struct RenditionCheck {
     container: Container,
-    init: Option<fmp4::Init>,
+    init: Option<init::Init>,
     previous: Option<(u64, Timing)>,
 }
 
@@ -121,7 +123,7 @@ impl RenditionCheck {
 
     /// Reads the rendition's init segment (fMP4).
     pub fn init(&mut self, bytes: &[u8]) -> Result<(), InvalidMedia> {
-        self.init = Some(fmp4::Init::read(bytes)?);
+        self.init = Some(init::Init::read(bytes)?);
         Ok(())
     }
 

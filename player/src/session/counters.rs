@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Body,
     /// Nothing arrived for the idle timeout.
     Timeout,
+    /// The body is not the media segment it should be (`media::validate`).
+    Media,
 }
 
 /// Traffic over one pathway.

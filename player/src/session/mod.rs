@@ -37,6 +37,7 @@
 //!   ([`http_client_with`]).
 
 pub mod abandon;
+pub mod body;
 pub mod cache_status;
 pub mod clock;
 pub mod cmcd;

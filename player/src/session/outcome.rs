@@ -46,7 +46,8 @@ pub struct SessionReport {
     pub end: End,
     /// The error that ended a failed session.
     pub error: Option<String>,
-    /// Declared bitrates of the renditions, bit/s.
+    /// Declared bitrates of the renditions, bit/s; where the manifest declares none, the
+    /// mean of its segment sizes over their durations (given by the manifest or measured).
     pub bitrates_bps: Vec<u64>,
     pub summary: Summary,
     pub segments: Vec<SegmentLog>,

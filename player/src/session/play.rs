@@ -9,6 +9,8 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use media::validate::RenditionCheck;
+
 use super::clock::Playback;
 use super::cmcd::{self, Cmcd, ObjectType};
 use super::config::SessionConfig;
@@ -52,7 +54,8 @@ pub async fn run(
         bitrates_bps: Vec::new(),
         sid: cmcd::session_id(),
         audio_until_s: None,
-        audio_init_fetched: false,
+        audio_check: None,
+        measured: Vec::new(),
     };
     let deadline = config
         .duration_s
@@ -107,9 +110,12 @@ pub(super) struct Session<'a> {
     pub(super) history: Vec<Download>,
     pub(super) bitrates_bps: Vec<u64>,
     pub(super) sid: String,
-    /// Media time up to which audio has been fetched, and whether its init segment has.
+    /// Media time up to which audio has been fetched, and the checks of its segments.
     pub(super) audio_until_s: Option<f64>,
-    pub(super) audio_init_fetched: bool,
+    pub(super) audio_check: Option<RenditionCheck>,
+    /// Bytes and seconds of media fetched per rendition, for those whose bitrate the
+    /// manifest does not declare.
+    pub(super) measured: Vec<(u64, f64)>,
 }
 
 impl Session<'_> {
@@ -178,7 +184,8 @@ impl Session<'_> {
             .set_media_end(track.media_duration_from(number));
         self.bitrates_bps = track.bitrates_bps();
         let mut top = self.bitrates_bps.len().saturating_sub(1);
-        let mut inits = vec![false; track.renditions.len()];
+        let mut checks = track.checks();
+        self.measured = vec![(0, 0.0); track.renditions.len()];
         let mut quality = 1.min(top);
         let mut stalled_at_decision = 0.0;
         // Segments fetched so far: the index of the next one in the session's log.
@@ -203,7 +210,8 @@ impl Session<'_> {
                     self.bitrates_bps = track.bitrates_bps();
                     top = self.bitrates_bps.len().saturating_sub(1);
                     quality = quality.min(top);
-                    inits = vec![false; track.renditions.len()];
+                    checks = track.checks();
+                    self.measured = vec![(0, 0.0); track.renditions.len()];
                     // Past downloads name renditions of the old ladder.
                     self.history.clear();
                 }
@@ -239,7 +247,7 @@ impl Session<'_> {
             }
             let next = track.row(number + 1);
             let log = self
-                .fetch_segment(&track, k, &row, next.as_deref(), quality, &mut inits)
+                .fetch_segment(&track, k, &row, next.as_deref(), quality, &mut checks)
                 .await
                 .map_err(Fatal::Segment)?;
             quality = log.quality;
@@ -301,7 +309,19 @@ impl Session<'_> {
             abr: self.config.abr,
             end,
             error,
-            bitrates_bps: self.bitrates_bps.clone(),
+            bitrates_bps: self
+                .bitrates_bps
+                .iter()
+                .zip(&self.measured)
+                .map(|(&declared, &(bytes, seconds))| {
+                    // Measured where the manifest declares none.
+                    if declared == 0 && seconds > 0.0 {
+                        (bytes as f64 * 8.0 / seconds).round() as u64
+                    } else {
+                        declared
+                    }
+                })
+                .collect(),
             summary,
             segments: std::mem::take(&mut self.logs),
             stalls: self

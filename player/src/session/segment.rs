@@ -1,16 +1,19 @@
 //! One segment of a session: its init segment when the rendition's is not in yet, the
-//! download at the chosen rendition with the abandonment check riding along, retries
-//! (one rendition lower after a permanent error), and the separate audio that plays with
-//! it.
+//! download at the chosen rendition with the abandonment check riding along and every
+//! byte checked as media ([`super::body`]), retries (one rendition lower after a
+//! permanent error, bytes that are not media included), and the separate audio that
+//! plays with it.
 
+use media::validate::RenditionCheck;
 use tokio::time::sleep;
 use url::Url;
 
 use super::abandon::{InFlight, abandon_to};
+use super::body::{InitBody, SegmentBody};
 use super::clock::PlayState;
 use super::cmcd::{Cmcd, ObjectType};
 use super::fetch::{self, FetchError, Outcome};
-use super::manifest::{Track, TrackSegment};
+use super::manifest::{Track, TrackRendition, TrackSegment};
 use super::play::{Session, tick};
 use super::summary::SegmentLog;
 
@@ -50,7 +53,7 @@ impl Session<'_> {
         row: &[&TrackSegment],
         next: Option<&[&TrackSegment]>,
         chosen: usize,
-        inits: &mut [bool],
+        checks: &mut [RenditionCheck],
     ) -> Result<SegmentLog, FetchError> {
         let mut quality = chosen;
         let (mut retries, mut abandoned) = (0, 0);
@@ -58,7 +61,7 @@ impl Session<'_> {
         let buffer_before_s = self.playback.level();
         let stalled_before = self.playback.stalled_s();
         loop {
-            let attempt = self.attempt(track, row, next, quality, inits).await;
+            let attempt = self.attempt(track, row, next, quality, checks).await;
             match attempt {
                 Ok(Outcome::Done(f)) => {
                     let rendition = &track.renditions[quality];
@@ -72,12 +75,21 @@ impl Session<'_> {
                     }
                     let transfer_s = f.total_s - f.ttfb_s;
                     let live_latency_s = self.live_latency(track, segment);
+                    let bitrate_bps = if rendition.measured {
+                        // No bitrate declared: this segment's own.
+                        let measured = &mut self.measured[quality];
+                        (measured.0, measured.1) =
+                            (measured.0 + f.bytes, measured.1 + segment.duration_s);
+                        (f.bytes as f64 * 8.0 / segment.duration_s).round() as u64
+                    } else {
+                        rendition.bitrate_bps
+                    };
                     return Ok(SegmentLog {
                         index: k,
                         number: segment.number,
                         rendition: rendition.id.clone(),
                         quality,
-                        bitrate_bps: rendition.bitrate_bps,
+                        bitrate_bps,
                         duration_s: segment.duration_s,
                         bytes: f.bytes,
                         requested_at_s: f.requested_at_s,
@@ -143,13 +155,29 @@ impl Session<'_> {
         let Some(audio) = &track.audio else {
             return Ok(());
         };
-        if !self.audio_init_fetched {
-            if let Some(init) = &audio.init {
-                let first = audio.segments.first().map(|s| &s.url);
-                let url = self.request_url(init, ObjectType::Init, audio.bitrate_bps, None, first);
-                self.fetcher.get_retrying(&url, false).await?;
-            }
-            self.audio_init_fetched = true;
+        let mut check = self
+            .audio_check
+            .take()
+            .unwrap_or_else(|| RenditionCheck::new(audio.container));
+        let result = self.fetch_audio_with(audio, video, &mut check).await;
+        self.audio_check = Some(check);
+        result
+    }
+
+    /// [`Self::fetch_audio`] of `audio`, whose segments `check` checks.
+    async fn fetch_audio_with(
+        &mut self,
+        audio: &TrackRendition,
+        video: &TrackSegment,
+        check: &mut RenditionCheck,
+    ) -> Result<(), FetchError> {
+        if let (Some(init), false) = (&audio.init, check.has_init()) {
+            let first = audio.segments.first().map(|s| &s.url);
+            let url = self.request_url(init, ObjectType::Init, audio.bitrate_bps, None, first);
+            let mut body = InitBody::new(check);
+            self.fetcher
+                .get_retrying(&url, audio.init_range, &mut body)
+                .await?;
         }
         // A millisecond of slack: audio segments end a few samples off the video's.
         let from = self.audio_until_s.unwrap_or(video.start_s) + 1e-3;
@@ -168,25 +196,29 @@ impl Session<'_> {
                 Some(segment.duration_s),
                 audio.segments.get(i + 1).map(|s| &s.url),
             );
-            self.fetcher.get_retrying(&url, false).await?;
+            let mut body = SegmentBody::new(check, segment.number, segment.discontinuity);
+            self.fetcher
+                .get_retrying(&url, segment.range, &mut body)
+                .await?;
             self.audio_until_s = Some(segment.start_s + segment.duration_s);
         }
         Ok(())
     }
 
     /// One attempt at segment `k` at `quality`: its init segment first when this
-    /// rendition's has not been fetched yet.
+    /// rendition's has not been read yet.
     async fn attempt(
         &mut self,
         track: &Track,
         row: &[&TrackSegment],
         next: Option<&[&TrackSegment]>,
         quality: usize,
-        inits: &mut [bool],
+        checks: &mut [RenditionCheck],
     ) -> Result<Outcome, FetchError> {
         let rendition = &track.renditions[quality];
         let segment = row[quality];
-        if let (Some(init), false) = (&rendition.init, inits[quality]) {
+        let check = &mut checks[quality];
+        if let (Some(init), false) = (&rendition.init, check.has_init()) {
             let url = self.request_url(
                 init,
                 ObjectType::Init,
@@ -194,8 +226,10 @@ impl Session<'_> {
                 None,
                 Some(&segment.url),
             );
-            self.fetcher.get(&url, false, &mut |_| None).await?;
-            inits[quality] = true;
+            let mut body = InitBody::new(check);
+            self.fetcher
+                .get(&url, rendition.init_range, &mut body, &mut |_| None)
+                .await?;
         }
         let url = self.request_url(
             &segment.url,
@@ -207,7 +241,7 @@ impl Session<'_> {
         let (playback, observer) = (&mut self.playback, self.observer);
         let (t0, bitrates) = (self.t0, &self.bitrates_bps);
         let duration_s = segment.duration_s;
-        let mut check = |p: &fetch::Progress| {
+        let mut abandon = |p: &fetch::Progress| {
             // The clock runs during downloads too: a stall shows while it lasts.
             tick(playback, observer, t0);
             abandon_to(&InFlight {
@@ -223,6 +257,9 @@ impl Session<'_> {
                 buffer_s: playback.level(),
             })
         };
-        self.fetcher.get(&url, false, &mut check).await
+        let mut body = SegmentBody::new(check, segment.number, segment.discontinuity);
+        self.fetcher
+            .get(&url, segment.range, &mut body, &mut abandon)
+            .await
     }
 }

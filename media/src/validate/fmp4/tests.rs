@@ -3,6 +3,7 @@ use super::*;
 use crate::cmaf::{
     AudioTrack, Sample, VideoTrack, audio_init_segment, media_segment, video_init_segment,
 };
+use crate::validate::init::{Init, Track};
 
 /// A small xorshift generator: random bytes without a dependency, the same every run.
 pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
