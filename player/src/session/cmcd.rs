@@ -1,6 +1,7 @@
 //! Common Media Client Data (CTA-5004) sent as the `CMCD` query parameter: the keys a
 //! CDN can use to tell players apart and see their buffer and bitrate.
 
+use media::ByteRange;
 use url::Url;
 
 /// CTA-5004 object type.
@@ -34,8 +35,11 @@ pub struct Cmcd<'a> {
     pub d_ms: Option<f64>,
     /// Measured throughput, kbit/s.
     pub mtp_kbps: Option<f64>,
-    /// The next object the player will request, as a URL (made relative to this one).
+    /// The next object the player will request, as a URL (made relative to this one; left
+    /// out when it is this very object, another range of it).
     pub nor: Option<&'a Url>,
+    /// The byte range of the next request, when it is a partial object request.
+    pub nrr: Option<ByteRange>,
     pub ot: ObjectType,
     /// Session id.
     pub sid: &'a str,
@@ -71,9 +75,15 @@ impl Cmcd<'_> {
                 ((mtp / 100.0).round() * 100.0).max(0.0) as u64
             ));
         }
-        if let Some(next) = self.nor {
+        if let Some(next) = self.nor.filter(|next| !same_object(next, url)) {
             let relative = url.make_relative(next).unwrap_or_else(|| next.to_string());
             keys.push(format!("nor={}", quoted(&relative)));
+        }
+        if let Some(range) = self.nrr {
+            keys.push(format!(
+                "nrr={}",
+                quoted(&format!("{}-{}", range.offset, range.last()))
+            ));
         }
         keys.push(format!("ot={}", self.ot.token()));
         keys.push(format!("sid={}", quoted(self.sid)));
@@ -90,6 +100,11 @@ impl Cmcd<'_> {
         out.query_pairs_mut().append_pair("CMCD", &value);
         out
     }
+}
+
+/// Whether two URLs name one object (their queries, where CMCD itself goes, aside).
+fn same_object(a: &Url, b: &Url) -> bool {
+    a.as_str().split('?').next() == b.as_str().split('?').next()
 }
 
 /// A random session id shaped like a UUID v4 (CTA-5004 recommends a UUID).
@@ -122,6 +137,7 @@ mod tests {
             d_ms: Some(2000.0),
             mtp_kbps: Some(48_765.4),
             nor: Some(&next),
+            nrr: None,
             ot: ObjectType::Video,
             sid: "abc",
             su: false,
@@ -132,9 +148,16 @@ mod tests {
             d_ms: None,
             mtp_kbps: None,
             nor: None,
+            nrr: None,
             ot: ObjectType::Manifest,
             sid: "a\"b",
             su: true,
+        };
+        // The next segment is another range of this file: `nrr`, and no `nor`.
+        let ranged = Cmcd {
+            nor: Some(&url),
+            nrr: ByteRange::new(834, 176_859),
+            ..full
         };
         for (cmcd, want) in [
             (
@@ -142,6 +165,10 @@ mod tests {
                 "bl=12300,br=1850,d=2000,mtp=48800,nor=\"4.m4s\",ot=v,sid=\"abc\"",
             ),
             (bare, "ot=m,sid=\"a\\\"b\",su"),
+            (
+                ranged,
+                "bl=12300,br=1850,d=2000,mtp=48800,nrr=\"834-177692\",ot=v,sid=\"abc\"",
+            ),
         ] {
             assert_eq!(cmcd.value(&url), want);
         }

@@ -22,6 +22,10 @@
 //! - **Decisions**: segment 0 at rendition 1 (as the simulator), then
 //!   [`crate::abr::Abr::choose`] after each segment has fully arrived, fed as `abr`'s
 //!   module docs say.
+//! - **Media checks** ([`body`], `media::validate`): every init and media segment is
+//!   checked as it streams in (fMP4 boxes, tracks and `tfdt` continuity; TS packets,
+//!   tables and PES timestamps); bytes that are not media fail the attempt as an error of
+//!   kind `media`, retried and failed over like a 4xx.
 //! - **Abandonment** ([`abandon`]): a download that will stall playback is dropped for a
 //!   lower rendition that would arrive sooner, as hls.js does.
 //! - **Retries**: a failed request (status, connection, broken body, idle timeout) is

@@ -142,6 +142,7 @@ impl Session<'_> {
                 d_ms: None,
                 mtp_kbps: None,
                 nor: None,
+                nrr: None,
                 ot: ObjectType::Manifest,
                 sid: &sid,
                 su: true,

@@ -19,14 +19,14 @@ use super::summary::SegmentLog;
 
 impl Session<'_> {
     /// The request URL for `url`: with CMCD, when asked for, describing an object of type
-    /// `ot` at `br_bps` lasting `d_s`, followed by `nor`.
+    /// `ot` at `br_bps` lasting `d_s`, followed by `next` (a URL, and a range of it).
     fn request_url(
         &self,
         url: &Url,
         ot: ObjectType,
         br_bps: u64,
         d_s: Option<f64>,
-        nor: Option<&Url>,
+        next: Option<&TrackSegment>,
     ) -> Url {
         if !self.config.cmcd {
             return url.clone();
@@ -36,7 +36,8 @@ impl Session<'_> {
             bl_ms: Some(self.playback.level() * 1000.0),
             d_ms: d_s.map(|d| d * 1000.0),
             mtp_kbps: self.history.last().map(|d| d.transfer_bps() / 1000.0),
-            nor,
+            nor: next.map(|n| &n.url),
+            nrr: next.and_then(|n| n.range),
             ot,
             sid: &self.sid,
             su: self.playback.state() != PlayState::Playing,
@@ -172,7 +173,7 @@ impl Session<'_> {
         check: &mut RenditionCheck,
     ) -> Result<(), FetchError> {
         if let (Some(init), false) = (&audio.init, check.has_init()) {
-            let first = audio.segments.first().map(|s| &s.url);
+            let first = audio.segments.first();
             let url = self.request_url(init, ObjectType::Init, audio.bitrate_bps, None, first);
             let mut body = InitBody::new(check);
             self.fetcher
@@ -194,7 +195,7 @@ impl Session<'_> {
                 ObjectType::Audio,
                 audio.bitrate_bps,
                 Some(segment.duration_s),
-                audio.segments.get(i + 1).map(|s| &s.url),
+                audio.segments.get(i + 1),
             );
             let mut body = SegmentBody::new(check, segment.number, segment.discontinuity);
             self.fetcher
@@ -224,7 +225,7 @@ impl Session<'_> {
                 ObjectType::Init,
                 rendition.bitrate_bps,
                 None,
-                Some(&segment.url),
+                Some(segment),
             );
             let mut body = InitBody::new(check);
             self.fetcher
@@ -236,7 +237,7 @@ impl Session<'_> {
             ObjectType::Video,
             rendition.bitrate_bps,
             Some(segment.duration_s),
-            next.map(|n| &n[quality].url),
+            next.map(|n| n[quality]),
         );
         let (playback, observer) = (&mut self.playback, self.observer);
         let (t0, bitrates) = (self.t0, &self.bitrates_bps);
