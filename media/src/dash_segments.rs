@@ -241,16 +241,22 @@ fn initialization(
     let Some(init) = init else {
         return Ok((None, None));
     };
-    let uri = match &init.sourceURL {
+    let (uri, range) = located(ctx, init.sourceURL.as_deref(), init.range.as_deref())?;
+    Ok((Some(uri), range))
+}
+
+/// A resource an element names by a URL attribute (else the representation's base URL)
+/// and maybe a `first-last` range of it.
+fn located(
+    ctx: &Context<'_>,
+    url: Option<&str>,
+    range: Option<&str>,
+) -> Result<(String, Option<ByteRange>)> {
+    let uri = match url {
         Some(url) => resolve_uri(ctx.base, url)?,
         None => ctx.base.to_owned(),
     };
-    let range = init
-        .range
-        .as_deref()
-        .map(ByteRange::parse_first_last)
-        .transpose()?;
-    Ok((Some(uri), range))
+    Ok((uri, range.map(ByteRange::parse_first_last).transpose()?))
 }
 
 /// `SegmentList` (§5.3.9.3): one `SegmentURL` a segment, its `@media` (else the base URL)
@@ -299,15 +305,7 @@ fn list_addressing(list: &SegmentList, ctx: &Context<'_>) -> Result<Addressing> 
         .zip(times)
         .enumerate()
         .map(|(k, (url, (time, d)))| {
-            let uri = match &url.media {
-                Some(media) => resolve_uri(ctx.base, media)?,
-                None => ctx.base.to_owned(),
-            };
-            let range = url
-                .mediaRange
-                .as_deref()
-                .map(ByteRange::parse_first_last)
-                .transpose()?;
+            let (uri, range) = located(ctx, url.media.as_deref(), url.mediaRange.as_deref())?;
             Ok(Segment {
                 number: k as u64 + 1,
                 start: ctx.period_start + time as f64 / timescale as f64,

@@ -52,7 +52,7 @@ fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-impl Cmcd<'_> {
+impl<'a> Cmcd<'a> {
     /// The payload for a request to `url`, keys in alphabetical order as CTA-5004 §3.2
     /// asks; `bl` rounds to 100 ms and `mtp` to 100 kbit/s (§3.3).
     pub fn value(&self, url: &Url) -> String {
@@ -91,6 +91,22 @@ impl Cmcd<'_> {
             keys.push("su".to_owned());
         }
         keys.join(",")
+    }
+
+    /// What a manifest request reports: the object type, the session, and that it is
+    /// needed at once.
+    pub fn manifest(sid: &'a str) -> Self {
+        Self {
+            br_kbps: None,
+            bl_ms: None,
+            d_ms: None,
+            mtp_kbps: None,
+            nor: None,
+            nrr: None,
+            ot: ObjectType::Manifest,
+            sid,
+            su: true,
+        }
     }
 
     /// `url` with the `CMCD` query parameter added (URL-encoded).
@@ -142,17 +158,7 @@ mod tests {
             sid: "abc",
             su: false,
         };
-        let bare = Cmcd {
-            br_kbps: None,
-            bl_ms: None,
-            d_ms: None,
-            mtp_kbps: None,
-            nor: None,
-            nrr: None,
-            ot: ObjectType::Manifest,
-            sid: "a\"b",
-            su: true,
-        };
+        let bare = Cmcd::manifest("a\"b");
         // The next segment is another range of this file: `nrr`, and no `nor`.
         let ranged = Cmcd {
             nor: Some(&url),

@@ -12,7 +12,7 @@ use url::Url;
 use media::validate::RenditionCheck;
 
 use super::clock::Playback;
-use super::cmcd::{self, Cmcd, ObjectType};
+use super::cmcd::{self, Cmcd};
 use super::config::SessionConfig;
 use super::fetch::{FetchError, Fetcher};
 use super::manifest::{self, Track};
@@ -133,21 +133,11 @@ impl Session<'_> {
     async fn load(&mut self) -> Result<Track, SessionError> {
         let (config, sid) = (self.config, self.sid.clone());
         let with_cmcd = |url: &Url| {
-            if !config.cmcd {
-                return url.clone();
+            if config.cmcd {
+                Cmcd::manifest(&sid).apply(url)
+            } else {
+                url.clone()
             }
-            Cmcd {
-                br_kbps: None,
-                bl_ms: None,
-                d_ms: None,
-                mtp_kbps: None,
-                nor: None,
-                nrr: None,
-                ot: ObjectType::Manifest,
-                sid: &sid,
-                su: true,
-            }
-            .apply(url)
         };
         manifest::load(&mut self.fetcher, &config.url, &with_cmcd).await
     }
