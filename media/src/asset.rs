@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cmaf::{Sample, media_segment};
 use crate::{
-    Codecs, MediaError, MediaType, Presentation, PresentationKind, Rendition, Result, Segment,
-    dash, hls,
+    Codecs, Container, MediaError, MediaType, Presentation, PresentationKind, Rendition, Result,
+    Segment, dash, hls,
 };
 
 /// File names inside an asset folder.
@@ -305,6 +305,7 @@ pub fn write_segment(
         duration,
         size: Some(bytes.len() as u64),
         uri: name,
+        ..Segment::default()
     })
 }
 
@@ -328,7 +329,10 @@ pub fn rendition(
         codecs,
         sample_rate: None,
         init_uri: Some(INIT_SEGMENT.into()),
+        init_range: None,
+        container: Container::Fmp4,
         playlist_uri: Some(format!("{id}/{MEDIA_PLAYLIST}")),
+        segment_index: None,
         segments,
     };
     rendition.measure_bandwidth();

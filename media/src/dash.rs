@@ -1,5 +1,6 @@
-//! DASH (ISO/IEC 23009-1): the presentation model written as an MPD, and standard MPDs using
-//! `SegmentTemplate` (`$Number$`, or `$Time$` with a `SegmentTimeline`) parsed back.
+//! DASH (ISO/IEC 23009-1): the presentation model written as an MPD, and standard MPDs parsed
+//! back, their segments addressed by `SegmentTemplate` (`$Number$`, or `$Time$` with a
+//! `SegmentTimeline`), `SegmentList` or `SegmentBase` ([`crate::dash_segments`]).
 
 use std::time::Duration;
 
@@ -8,10 +9,12 @@ use dash_mpd_core::{
     UTCTiming,
 };
 
+pub use crate::dash_segments::expand_template;
+use crate::dash_segments::{Context, addressing};
 use crate::model::resolve_uri;
 use crate::{
-    Codecs, Delivery, MediaError, MediaType, Pathway, Presentation, PresentationKind, Rendition,
-    Result, Segment, SteeringServer,
+    Codecs, Container, Delivery, MediaError, MediaType, Pathway, Presentation, PresentationKind,
+    Rendition, Result, Segment, SteeringServer,
 };
 
 /// Media timescale used in our templates: 90 kHz, the MPEG clock; every frame rate we
@@ -238,58 +241,20 @@ fn dash_error(e: impl std::fmt::Display) -> MediaError {
     MediaError::Dash(e.to_string().chars().take(200).collect())
 }
 
-/// Expands a `SegmentTemplate` identifier string (§5.3.9.4.4): `$RepresentationID$`,
-/// `$Number$`, `$Bandwidth$`, `$Time$`, each optionally with a `%0Nd` width, and `$$`.
-pub fn expand_template(
-    template: &str,
-    id: &str,
-    number: u64,
-    bandwidth: u64,
-    time: u64,
-) -> Result<String> {
-    let mut out = String::with_capacity(template.len() + 16);
-    let mut rest = template;
-    while let Some(start) = rest.find('$') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 1..];
-        let end = after
-            .find('$')
-            .ok_or_else(|| MediaError::Dash(format!("unclosed $ in template {template:?}")))?;
-        let ident = &after[..end];
-        let (name, width) = match ident.split_once('%') {
-            Some((name, fmt)) => {
-                let digits = fmt
-                    .strip_prefix('0')
-                    .and_then(|f| f.strip_suffix('d'))
-                    .and_then(|w| w.parse::<usize>().ok())
-                    .filter(|w| *w <= 32)
-                    .ok_or_else(|| MediaError::Dash(format!("bad width format in {template:?}")))?;
-                (name, digits)
-            }
-            None => (ident, 0),
-        };
-        match name {
-            "" => out.push('$'),
-            "RepresentationID" => out.push_str(id),
-            "Number" => out.push_str(&format!("{number:0width$}")),
-            "Bandwidth" => out.push_str(&format!("{bandwidth:0width$}")),
-            "Time" => out.push_str(&format!("{time:0width$}")),
-            other => {
-                return Err(MediaError::Dash(format!(
-                    "unknown template identifier ${other}$"
-                )));
-            }
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 fn join_base(base: &str, urls: &[BaseURL]) -> Result<String> {
     match urls.first() {
         Some(b) => resolve_uri(base, b.base.trim()),
         None => Ok(base.to_string()),
+    }
+}
+
+/// MPEG-TS for `video/mp2t` representations (ISO/IEC 23009-1 §7.4), fMP4 otherwise.
+fn container_of(set: &AdaptationSet, rep: &Representation) -> Container {
+    let mime = rep.mimeType.as_deref().or(set.mimeType.as_deref());
+    if mime.is_some_and(|m| m.contains("mp2t")) {
+        Container::MpegTs
+    } else {
+        Container::Fmp4
     }
 }
 
@@ -356,17 +321,11 @@ pub fn parse_mpd(text: &str, base: &str, now: f64) -> Result<Presentation> {
                 .or(set.codecs.as_deref())
                 .unwrap_or("")
                 .parse()?;
-            let template = rep
-                .SegmentTemplate
-                .as_ref()
-                .or(set.SegmentTemplate.as_ref())
-                .or(period.SegmentTemplate.as_ref())
-                .ok_or_else(|| {
-                    MediaError::Dash(format!("representation {id} has no SegmentTemplate"))
-                })?;
-            let segments = template_segments(
-                template,
-                &TemplateContext {
+            let addressing = addressing(
+                rep,
+                set,
+                period,
+                &Context {
                     id: &id,
                     bandwidth,
                     base: &rep_base,
@@ -376,14 +335,6 @@ pub fn parse_mpd(text: &str, base: &str, now: f64) -> Result<Presentation> {
                         .then(|| now - availability_start.unwrap_or(0.0) - period_start),
                 },
             )?;
-            let init_uri = template
-                .initialization
-                .as_deref()
-                .map(|t| {
-                    expand_template(t, &id, 0, bandwidth, 0)
-                        .and_then(|u| resolve_uri(&rep_base, &u))
-                })
-                .transpose()?;
             let frame_rate = rep
                 .frameRate
                 .as_deref()
@@ -403,9 +354,12 @@ pub fn parse_mpd(text: &str, base: &str, now: f64) -> Result<Presentation> {
                     .as_deref()
                     .or(set.audioSamplingRate.as_deref())
                     .and_then(|s| s.parse().ok()),
-                init_uri,
+                init_uri: addressing.init_uri,
+                init_range: addressing.init_range,
+                container: container_of(set, rep),
                 playlist_uri: None,
-                segments,
+                segment_index: addressing.segment_index,
+                segments: addressing.segments,
             });
         }
     }
@@ -494,111 +448,11 @@ fn parse_frame_rate(s: &str) -> Option<f64> {
     }
 }
 
-struct TemplateContext<'a> {
-    id: &'a str,
-    bandwidth: u64,
-    base: &'a str,
-    period_start: f64,
-    presentation_duration: Option<f64>,
-    /// For a dynamic MPD: seconds since the period started, now.
-    live_now: Option<f64>,
-}
-
-/// Upper bound on the segments one representation may list: a malformed `@r` or duration
-/// must not make us allocate without end.
-const MAX_SEGMENTS: u64 = 1_000_000;
-
-fn template_segments(
-    template: &SegmentTemplate,
-    ctx: &TemplateContext<'_>,
-) -> Result<Vec<Segment>> {
-    let timescale = template.timescale.unwrap_or(1).max(1) as f64;
-    let start_number = template.startNumber.unwrap_or(1);
-    let pto = template.presentationTimeOffset.unwrap_or(0);
-    let media = template
-        .media
-        .as_deref()
-        .ok_or_else(|| MediaError::Dash(format!("representation {} has no @media", ctx.id)))?;
-    let mut segments = Vec::new();
-    let mut push = |number: u64, time: u64, d: u64| -> Result<()> {
-        if segments.len() as u64 >= MAX_SEGMENTS {
-            return Err(MediaError::Dash("too many segments".into()));
-        }
-        let uri = expand_template(media, ctx.id, number, ctx.bandwidth, time)?;
-        segments.push(Segment {
-            number,
-            start: ctx.period_start + time.saturating_sub(pto) as f64 / timescale,
-            duration: d as f64 / timescale,
-            size: None,
-            uri: resolve_uri(ctx.base, &uri)?,
-        });
-        Ok(())
-    };
-    if let Some(timeline) = &template.SegmentTimeline {
-        let mut number = start_number;
-        let mut time = 0u64;
-        let end = ctx
-            .presentation_duration
-            .map(|d| (d * timescale) as u64 + pto);
-        for (i, s) in timeline.segments.iter().enumerate() {
-            if let Some(t) = s.t {
-                time = t;
-            }
-            if s.d == 0 {
-                return Err(MediaError::Dash("SegmentTimeline entry with d=0".into()));
-            }
-            // @r = -1 repeats until the next S@t or the end of the period (§5.3.9.6).
-            let repeats = match s.r.unwrap_or(0) {
-                r if r >= 0 => r as u64,
-                _ => {
-                    let until = timeline
-                        .segments
-                        .get(i + 1)
-                        .and_then(|next| next.t)
-                        .or(end)
-                        .ok_or_else(|| MediaError::Dash("@r=-1 with no end".into()))?;
-                    until.saturating_sub(time).div_ceil(s.d).saturating_sub(1)
-                }
-            };
-            if repeats >= MAX_SEGMENTS {
-                return Err(MediaError::Dash("absurd @r".into()));
-            }
-            for _ in 0..=repeats {
-                push(number, time, s.d)?;
-                number += 1;
-                time += s.d;
-            }
-        }
-    } else {
-        let d = template.duration.filter(|d| *d > 0.0).ok_or_else(|| {
-            MediaError::Dash(format!(
-                "representation {} has neither timeline nor @duration",
-                ctx.id
-            ))
-        })?;
-        let seg_secs = d / timescale;
-        let (first, count) = match (ctx.live_now, ctx.presentation_duration) {
-            // Live without a timeline: the segments available now (§5.3.9.5.3), capped to the
-            // last couple of minutes so an old availabilityStartTime stays cheap.
-            (Some(now), _) => {
-                let available = (now / seg_secs).floor().max(0.0) as u64;
-                let window = (120.0 / seg_secs).ceil() as u64;
-                (available.saturating_sub(window), available.min(window))
-            }
-            (None, Some(total)) => (0, (total / seg_secs - 1e-9).ceil().max(0.0) as u64),
-            (None, None) => return Err(MediaError::Dash("static MPD without a duration".into())),
-        };
-        for k in first..first + count.min(MAX_SEGMENTS) {
-            push(start_number + k, (k as f64 * d) as u64 + pto, d as u64)?;
-        }
-    }
-    Ok(segments)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::ByteRange;
     use crate::model::tests::{sample_presentation, two_edges};
 
     #[test]
@@ -720,6 +574,111 @@ mod tests {
         assert_eq!(a.segments.len(), 5, "ceil(9 s / 2 s)");
         assert_eq!(a.segments[0].uri, "https://cdn.test/content/a/00005.m4s");
         assert_eq!(a.sample_rate, Some(48_000));
+    }
+
+    /// ffmpeg's single-file MPD of one video representation, with `addressing` in place of
+    /// its segment information.
+    fn single_file_mpd(addressing: &str) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011" type="static" mediaPresentationDuration="PT10.0S" minBufferTime="PT4.0S">
+ <Period id="0" start="PT0.0S">
+  <AdaptationSet id="0" contentType="video" frameRate="30/1">
+   <Representation id="0" mimeType="video/mp4" codecs="avc1.64001e" bandwidth="792986" width="640" height="360">
+    <BaseURL>manifest-stream0.mp4</BaseURL>
+    {addressing}
+   </Representation>
+  </AdaptationSet>
+ </Period>
+</MPD>"#
+        )
+    }
+
+    #[test]
+    fn segment_lists_with_media_ranges() {
+        let mpd = single_file_mpd(
+            r#"<SegmentList timescale="1000000" duration="2000000" startNumber="1">
+     <Initialization range="0-833" />
+     <SegmentURL mediaRange="834-177692" indexRange="834-885" />
+     <SegmentURL mediaRange="177693-387612" indexRange="177693-177744" />
+     <SegmentURL media="other.mp4" />
+    </SegmentList>"#,
+        );
+        let p = parse_mpd(&mpd, "http://h/d/manifest.mpd", 0.0).unwrap();
+        let r = &p.renditions[0];
+        assert_eq!(
+            r.init_uri.as_deref(),
+            Some("http://h/d/manifest-stream0.mp4")
+        );
+        assert_eq!(r.init_range, ByteRange::new(0, 834));
+        let got: Vec<_> = r
+            .segments
+            .iter()
+            .map(|s| (s.number, s.start, s.uri.as_str(), s.range))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    1,
+                    0.0,
+                    "http://h/d/manifest-stream0.mp4",
+                    ByteRange::new(834, 176_859)
+                ),
+                (
+                    2,
+                    2.0,
+                    "http://h/d/manifest-stream0.mp4",
+                    ByteRange::new(177_693, 209_920)
+                ),
+                (3, 4.0, "http://h/d/other.mp4", None),
+            ]
+        );
+        assert_eq!(r.segments[0].size, Some(176_859));
+        let no_durations = single_file_mpd(
+            r#"<SegmentList><SegmentURL mediaRange="0-9"/><SegmentURL mediaRange="10-19"/></SegmentList>"#,
+        );
+        assert!(parse_mpd(&no_durations, "http://h/m.mpd", 0.0).is_err());
+    }
+
+    #[test]
+    fn segment_base_points_at_its_index() {
+        let mpd = single_file_mpd(
+            r#"<SegmentBase indexRange="838-937" timescale="1000" presentationTimeOffset="500">
+     <Initialization range="0-837" />
+    </SegmentBase>"#,
+        );
+        let p = parse_mpd(&mpd, "http://h/d/manifest.mpd", 0.0).unwrap();
+        let r = &p.renditions[0];
+        assert!(r.segments.is_empty(), "listed by the sidx, once fetched");
+        assert_eq!(r.init_range, ByteRange::new(0, 838));
+        assert_eq!(
+            r.segment_index,
+            Some(crate::SegmentIndex {
+                uri: "http://h/d/manifest-stream0.mp4".into(),
+                range: ByteRange::new(838, 100).unwrap(),
+                time_offset: -0.5,
+            })
+        );
+        for bad in [
+            r#"<SegmentBase><Initialization range="0-837" /></SegmentBase>"#,
+            r#"<SegmentBase indexRange="900-800" />"#,
+        ] {
+            assert!(
+                parse_mpd(&single_file_mpd(bad), "http://h/m.mpd", 0.0).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn transport_stream_representations_are_mpeg_ts() {
+        let mpd = single_file_mpd(
+            r#"<SegmentList duration="2"><SegmentURL media="0.ts"/></SegmentList>"#,
+        )
+        .replace("video/mp4", "video/mp2t");
+        let p = parse_mpd(&mpd, "http://h/m.mpd", 0.0).unwrap();
+        assert_eq!(p.renditions[0].container, Container::MpegTs);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use m3u8_rs::{
 use crate::model::resolve_uri;
 use crate::steering::split_bases;
 use crate::{
-    Codecs, Delivery, MediaError, MediaType, Pathway, Presentation, PresentationKind, Rendition,
-    Result, Segment, SteeringServer,
+    ByteRange, Codecs, Container, Delivery, MediaError, MediaType, Pathway, Presentation,
+    PresentationKind, Rendition, Result, Segment, SteeringServer,
 };
 
 /// The group id of the audio renditions in our multivariant playlists (suffixed with the
@@ -253,7 +253,10 @@ pub fn parse_multivariant(text: &str, base: &str) -> Result<Presentation> {
             codecs,
             sample_rate: None,
             init_uri: None,
+            init_range: None,
+            container: Container::Fmp4,
             playlist_uri: Some(resolve_uri(base, &v.uri)?),
+            segment_index: None,
             segments: Vec::new(),
         });
     }
@@ -281,7 +284,10 @@ pub fn parse_multivariant(text: &str, base: &str) -> Result<Presentation> {
             codecs: Codecs::default(),
             sample_rate: None,
             init_uri: None,
+            init_range: None,
+            container: Container::Fmp4,
             playlist_uri: Some(resolve_uri(base, uri)?),
+            segment_index: None,
             segments: Vec::new(),
         });
     }
@@ -423,6 +429,11 @@ fn parse_attribute_list(text: &str) -> Result<Vec<(String, String)>> {
 pub struct MediaPlaylistInfo {
     pub segments: Vec<Segment>,
     pub init_uri: Option<String>,
+    /// The init segment's part of `init_uri` (`EXT-X-MAP:BYTERANGE`).
+    pub init_range: Option<ByteRange>,
+    /// fMP4 when the playlist has `EXT-X-MAP`; otherwise MPEG-TS or packed audio, by the
+    /// segments' names (RFC 8216 §3).
+    pub container: Container,
     /// `EXT-X-ENDLIST` seen: the playlist will not grow.
     pub ended: bool,
     pub target_duration: f64,
@@ -430,27 +441,55 @@ pub struct MediaPlaylistInfo {
     pub first_program_date_time: Option<f64>,
 }
 
+/// An `EXT-X-BYTERANGE` (RFC 8216 §4.3.2.2) of the resource `uri`: without an offset it
+/// begins where the previous segment's range of the same resource ended.
+fn segment_range(
+    range: &m3u8_rs::ByteRange,
+    uri: &str,
+    previous: Option<&(String, u64)>,
+) -> Result<ByteRange> {
+    let offset = match (range.offset, previous) {
+        (Some(offset), _) => offset,
+        (None, Some((previous_uri, end))) if previous_uri == uri => *end,
+        (None, _) => {
+            return Err(MediaError::Hls(format!(
+                "EXT-X-BYTERANGE without an offset for {uri}, which no sub-range precedes"
+            )));
+        }
+    };
+    ByteRange::new(offset, range.length)
+        .ok_or_else(|| MediaError::Hls(format!("empty or overflowing byte range for {uri}")))
+}
+
 /// Parses a media playlist fetched from `base`; segment and init URIs become absolute and
-/// segment start times count from the first segment of this playlist.
+/// segment start times count from the first segment of this playlist. Byte-range segments
+/// (`EXT-X-BYTERANGE`) carry their range and know their size.
 pub fn parse_media_playlist(text: &str, base: &str) -> Result<MediaPlaylistInfo> {
     let playlist = m3u8_rs::parse_media_playlist_res(text.as_bytes()).map_err(parse_error)?;
-    let mut init_uri = None;
+    let (mut init_uri, mut init_range) = (None, None);
     let mut segments = Vec::with_capacity(playlist.segments.len());
     let mut start = 0.0;
     let mut first_program_date_time = None;
+    // Where the last sub-range ended, and of which resource.
+    let mut previous_range: Option<(String, u64)> = None;
     for (i, s) in playlist.segments.iter().enumerate() {
-        if let Some(map) = &s.map {
-            if map.byte_range.is_some() {
-                return Err(MediaError::Hls(
-                    "byte-range EXT-X-MAP is not supported".into(),
-                ));
-            }
-            init_uri.get_or_insert(resolve_uri(base, &map.uri)?);
-        }
-        if s.byte_range.is_some() {
-            return Err(MediaError::Hls(
-                "byte-range segments are not supported".into(),
-            ));
+        if let Some(map) = &s.map
+            && init_uri.is_none()
+        {
+            let uri = resolve_uri(base, &map.uri)?;
+            init_range = map
+                .byte_range
+                .as_ref()
+                .map(|r| {
+                    // §4.3.2.5: the map's range has its offset; 0 when a writer left it out.
+                    let whole = m3u8_rs::ByteRange {
+                        length: r.length,
+                        offset: Some(r.offset.unwrap_or(0)),
+                    };
+                    segment_range(&whole, &uri, None)
+                })
+                .transpose()?;
+            init_uri = Some(uri);
         }
         if i == 0 {
             first_program_date_time = s
@@ -464,18 +503,33 @@ pub fn parse_media_playlist(text: &str, base: &str) -> Result<MediaPlaylistInfo>
                 s.uri
             )));
         }
+        let uri = resolve_uri(base, &s.uri)?;
+        let range = s
+            .byte_range
+            .as_ref()
+            .map(|r| segment_range(r, &uri, previous_range.as_ref()))
+            .transpose()?;
+        previous_range = range.map(|r| (uri.clone(), r.end()));
         segments.push(Segment {
             number: playlist.media_sequence + i as u64,
             start,
             duration,
-            size: None,
-            uri: resolve_uri(base, &s.uri)?,
+            size: range.map(|r| r.length),
+            uri,
+            range,
+            discontinuity: s.discontinuity,
         });
         start += duration;
     }
+    let container = match (&init_uri, segments.first()) {
+        (Some(_), _) | (None, None) => Container::Fmp4,
+        (None, Some(first)) => Container::of_unmapped_segment(&first.uri),
+    };
     Ok(MediaPlaylistInfo {
         segments,
         init_uri,
+        init_range,
+        container,
         ended: playlist.end_list || playlist.playlist_type == Some(MediaPlaylistType::Vod),
         target_duration: playlist.target_duration as f64,
         first_program_date_time,
@@ -669,6 +723,46 @@ https://cdn.test/v1/prog_index.m3u8\n\
             });
             assert_eq!(got, want, "{text}");
         }
+    }
+
+    #[test]
+    fn byte_ranges_ts_and_discontinuities() {
+        // ffmpeg's `-hls_flags single_file` fMP4 playlist.
+        let fmp4 = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
+#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MAP:URI=\"fmp4.m4s\",BYTERANGE=\"1373@0\"\n\
+#EXTINF:2.000000,\n#EXT-X-BYTERANGE:207728@1373\nfmp4.m4s\n\
+#EXTINF:2.000000,\n#EXT-X-BYTERANGE:242489\nfmp4.m4s\n#EXT-X-ENDLIST\n";
+        let info = parse_media_playlist(fmp4, "http://h/a/fmp4.m3u8").unwrap();
+        assert_eq!(info.container, Container::Fmp4);
+        assert_eq!(info.init_uri.as_deref(), Some("http://h/a/fmp4.m4s"));
+        assert_eq!(info.init_range, ByteRange::new(0, 1373));
+        let ranges: Vec<_> = info.segments.iter().map(|s| (s.range, s.size)).collect();
+        assert_eq!(
+            ranges,
+            [
+                (ByteRange::new(1373, 207_728), Some(207_728)),
+                // No offset: right after the previous sub-range of the same file.
+                (ByteRange::new(209_101, 242_489), Some(242_489)),
+            ]
+        );
+        let ts = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n0.ts\n\
+#EXT-X-DISCONTINUITY\n#EXTINF:2,\nad/0.ts?x=1\n#EXT-X-ENDLIST\n";
+        let info = parse_media_playlist(ts, "http://h/a/ts.m3u8").unwrap();
+        assert_eq!((info.container, info.init_uri), (Container::MpegTs, None));
+        let breaks: Vec<bool> = info.segments.iter().map(|s| s.discontinuity).collect();
+        assert_eq!(breaks, [false, true]);
+        assert!(
+            info.segments
+                .iter()
+                .all(|s| s.range.is_none() && s.size.is_none())
+        );
+        let packed = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na/0.AAC\n";
+        let info = parse_media_playlist(packed, "http://h/p.m3u8").unwrap();
+        assert_eq!(info.container, Container::PackedAudio);
+        // An offset-less range with nothing before it of the same file.
+        let orphan = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n#EXT-X-BYTERANGE:10@0\na.ts\n\
+#EXTINF:2,\n#EXT-X-BYTERANGE:10\nb.ts\n";
+        assert!(parse_media_playlist(orphan, "http://h/p.m3u8").is_err());
     }
 
     #[test]

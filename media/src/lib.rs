@@ -16,13 +16,17 @@
 //!   [`inspect`] probe; [`segmenter`]: its pure decisions (cuts, alignment, audio split);
 //! - [`transcode`]: `media ladder`: one file decoded (ffmpeg pipe), scaled ([`scale`]) and
 //!   encoded at every rung, then packaged ([`ladder()`]);
-//! - [`asset`]: atomic asset folders, manifests, reports and progress.
+//! - [`asset`]: atomic asset folders, manifests, reports and progress;
+//! - [`sidx`]: segment indexes (`sidx`) read into the model's segments (DASH `SegmentBase`);
+//! - [`validate`]: whether bytes are the media segments they claim to be (fMP4 and MPEG-TS
+//!   structure, track IDs, timestamps continuing across segments).
 
 pub mod asset;
 pub mod audio;
 pub mod cmaf;
 pub mod codecs;
 pub mod dash;
+pub mod dash_segments;
 pub mod encode;
 pub mod hls;
 pub mod ladder;
@@ -33,14 +37,19 @@ pub mod package;
 pub mod repackage;
 pub mod scale;
 pub mod segmenter;
+pub mod sidx;
 pub mod source;
 pub mod steering;
 pub mod transcode;
+pub mod validate;
 
 pub use asset::{Cancel, Progress, RenditionReport, Report, Stage, read_presentation};
 pub use codecs::{Codec, Codecs};
 pub use ladder::{Ladder, Rung};
-pub use model::{MediaType, Presentation, PresentationKind, Rendition, Segment};
+pub use model::{
+    ByteRange, Container, MediaType, Presentation, PresentationKind, Rendition, Segment,
+    SegmentIndex,
+};
 pub use package::{SampleOptions, SampleReport, build_sample};
 pub use repackage::{PackageOptions, SourceInfo, inspect, package};
 pub use steering::{Delivery, Pathway, SteeringManifest, SteeringProtocol, SteeringServer};

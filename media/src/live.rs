@@ -127,6 +127,7 @@ impl LiveClock {
             duration: seg.duration,
             size: seg.size,
             uri: format!("{number}.m4s"),
+            ..Default::default()
         })
     }
 

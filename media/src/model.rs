@@ -29,8 +29,93 @@ pub enum PresentationKind {
     },
 }
 
-/// One numbered media segment of a rendition.
+/// A byte range of a resource: `length` bytes from `offset` (HLS `EXT-X-BYTERANGE` and
+/// `EXT-X-MAP:BYTERANGE`, DASH `@mediaRange`, `@indexRange`, `Initialization@range`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ByteRange {
+    pub offset: u64,
+    /// At least 1.
+    pub length: u64,
+}
+
+impl ByteRange {
+    /// `length` bytes from `offset`; `None` when empty or past `u64`.
+    pub fn new(offset: u64, length: u64) -> Option<Self> {
+        (length > 0 && offset.checked_add(length).is_some()).then_some(Self { offset, length })
+    }
+
+    /// The offset just past the range.
+    pub fn end(&self) -> u64 {
+        self.offset + self.length
+    }
+
+    /// The offset of the last byte, as HTTP (`Range: bytes=first-last`, RFC 9110 §14.1.2)
+    /// and DASH write ranges.
+    pub fn last(&self) -> u64 {
+        self.end() - 1
+    }
+
+    /// Parses DASH's `first-last` (both inclusive, ISO/IEC 23009-1 §5.3.9.2).
+    pub fn parse_first_last(text: &str) -> crate::Result<Self> {
+        let bad = || crate::MediaError::Invalid(format!("bad byte range {text:?}"));
+        let (first, last) = text.trim().split_once('-').ok_or_else(bad)?;
+        let (first, last): (u64, u64) = (
+            first.trim().parse().map_err(|_| bad())?,
+            last.trim().parse().map_err(|_| bad())?,
+        );
+        last.checked_sub(first)
+            .and_then(|span| span.checked_add(1))
+            .and_then(|length| Self::new(first, length))
+            .ok_or_else(bad)
+    }
+}
+
+/// How a rendition's segments are packaged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Container {
+    /// Fragmented MP4 (CMAF): an init segment, then `moof`+`mdat` media segments.
+    #[default]
+    Fmp4,
+    /// MPEG-2 transport stream (HLS segments without `EXT-X-MAP`): each segment carries
+    /// its own program tables.
+    MpegTs,
+    /// Packed audio (HLS `.aac`, `.ac3`, `.ec3`, `.mp3` segments without `EXT-X-MAP`,
+    /// RFC 8216 §3.4): elementary stream frames after an ID3 timestamp.
+    PackedAudio,
+}
+
+impl Container {
+    pub fn is_fmp4(&self) -> bool {
+        *self == Self::Fmp4
+    }
+
+    /// The container of an HLS rendition without `EXT-X-MAP`, from a segment's URI.
+    pub fn of_unmapped_segment(uri: &str) -> Self {
+        let path = uri.split(['?', '#']).next().unwrap_or(uri);
+        let extension = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        match extension.as_deref() {
+            Some("aac" | "ac3" | "ec3" | "mp3") => Self::PackedAudio,
+            _ => Self::MpegTs,
+        }
+    }
+}
+
+/// Where a rendition's segments are listed when the manifest itself does not list them
+/// (DASH `SegmentBase`): a segment index (`sidx`) in a byte range of the media file.
+/// [`Rendition::index_segments`] lists them from the bytes of that range.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentIndex {
+    /// The media file (its segments live there too).
+    pub uri: String,
+    pub range: ByteRange,
+    /// Seconds added to the index's presentation times: the period start minus
+    /// `@presentationTimeOffset`.
+    pub time_offset: f64,
+}
+
+/// One numbered media segment of a rendition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     /// The segment number (`$Number$` in DASH, media sequence in HLS).
     pub number: u64,
@@ -42,6 +127,13 @@ pub struct Segment {
     pub size: Option<u64>,
     /// Where to fetch it: relative to the manifest for ours, absolute for parsed ones.
     pub uri: String,
+    /// The part of `uri` that is this segment, when it is not the whole resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<ByteRange>,
+    /// Its timestamps need not continue the previous segment's (HLS
+    /// `EXT-X-DISCONTINUITY`, RFC 8216 §4.3.2.3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discontinuity: bool,
 }
 
 /// One rendition (a rung of the ladder, or an audio track).
@@ -62,8 +154,17 @@ pub struct Rendition {
     pub sample_rate: Option<u32>,
     /// Where the init segment is, when there is one.
     pub init_uri: Option<String>,
+    /// The part of `init_uri` that is the init segment, when it is not the whole resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_range: Option<ByteRange>,
+    /// How the segments are packaged.
+    #[serde(default, skip_serializing_if = "Container::is_fmp4")]
+    pub container: Container,
     /// The HLS media playlist of this rendition.
     pub playlist_uri: Option<String>,
+    /// Where the segments are listed when `segments` waits to be filled from an index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_index: Option<SegmentIndex>,
     pub segments: Vec<Segment>,
 }
 
@@ -100,6 +201,16 @@ impl Rendition {
         if total_secs > 0.0 {
             self.bandwidth_avg = (total_bytes as f64 * 8.0 / total_secs).round() as u64;
         }
+    }
+
+    /// Lists the segments from the bytes of [`Self::segment_index`]'s range (its `sidx`
+    /// box).
+    pub fn index_segments(&mut self, index_bytes: &[u8]) -> crate::Result<()> {
+        let index = self.segment_index.as_ref().ok_or_else(|| {
+            crate::MediaError::Invalid(format!("rendition {} has no segment index", self.id))
+        })?;
+        self.segments = crate::sidx::segments(index, index_bytes)?;
+        Ok(())
     }
 
     /// A short human label: `1280x720 2850k`.
@@ -294,7 +405,10 @@ pub(crate) mod tests {
             codecs: Codecs::default(),
             sample_rate: None,
             init_uri: None,
+            init_range: None,
+            container: Container::Fmp4,
             playlist_uri: None,
+            segment_index: None,
             segments: sizes
                 .iter()
                 .enumerate()
@@ -304,6 +418,7 @@ pub(crate) mod tests {
                     duration: 2.0,
                     size: Some(size),
                     uri: format!("{}.m4s", i + 1),
+                    ..Default::default()
                 })
                 .collect(),
         }
@@ -316,6 +431,60 @@ pub(crate) mod tests {
         assert_eq!(r.bandwidth_peak, 1_200_000);
         assert_eq!(r.bandwidth_avg, 800_000);
         assert_eq!(r.duration(), 6.0);
+    }
+
+    #[test]
+    fn presentation_json_stays_as_it_was_unless_a_new_field_is_used() {
+        let mut p = sample_presentation();
+        let plain = serde_json::to_string(&p).unwrap();
+        for new in ["range", "discontinuity", "container", "segment_index"] {
+            assert!(!plain.contains(new), "{new} written though unused");
+        }
+        // An older presentation.json (none of the new fields) reads back the same.
+        let back: Presentation = serde_json::from_str(&plain).unwrap();
+        assert_eq!(back, p);
+        let r = &mut p.renditions[0];
+        r.container = Container::MpegTs;
+        r.init_range = ByteRange::new(0, 100);
+        r.segments[0].range = ByteRange::new(100, 50);
+        r.segments[0].discontinuity = true;
+        let used = serde_json::to_string(&p).unwrap();
+        assert!(used.contains(r#""container":"mpeg-ts""#), "{used}");
+        assert!(
+            used.contains(r#""range":{"offset":100,"length":50}"#),
+            "{used}"
+        );
+        assert_eq!(serde_json::from_str::<Presentation>(&used).unwrap(), p);
+    }
+
+    #[test]
+    fn byte_ranges_table() {
+        let cases = [
+            ("0-99", Some((0, 100))),
+            (" 834-177692 ", Some((834, 176_859))),
+            ("5-5", Some((5, 1))),
+            ("6-5", None),
+            ("-5", None),
+            ("a-b", None),
+            ("18446744073709551615-18446744073709551615", None),
+        ];
+        for (text, want) in cases {
+            let got = ByteRange::parse_first_last(text)
+                .ok()
+                .map(|r| (r.offset, r.length));
+            assert_eq!(got, want, "{text}");
+        }
+        let r = ByteRange::new(10, 5).unwrap();
+        assert_eq!((r.last(), r.end()), (14, 15));
+        assert_eq!(ByteRange::new(1, 0), None);
+        assert_eq!(
+            Container::of_unmapped_segment("x/seg.TS?a.aac"),
+            Container::MpegTs
+        );
+        assert_eq!(
+            Container::of_unmapped_segment("x/seg.ec3"),
+            Container::PackedAudio
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! The algorithms implement one trait, [`abr::Abr`], over one input, [`abr::AbrInput`],
 //! holding only what a real player knows; the simulator and real-time sessions drive the
 //! very same implementations. The simulator follows Pensieve's `fixed_env.py` rules
-//! exactly (`shared/abr/README.md`): with `bba` and `robust-mpc` it reproduces the
+//! exactly (`tests/data/abr/README.md`): with `bba` and `robust-mpc` it reproduces the
 //! reference chunk logs bit for bit.
 //!
 //! # Rivulet, the default algorithm

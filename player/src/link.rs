@@ -3,9 +3,12 @@
 //! body through its own [`Shaper`], so thousands of sessions in one process each see their
 //! own link. Everything here runs on virtual seconds; the session maps them to wall time.
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+
+use http_rules::cli::parse_duration;
 
 use crate::sim::Trace;
 
@@ -160,7 +163,11 @@ impl Shaper {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NetworkSpec {
     Fixed(LinkModel),
-    Traces(Vec<Arc<Trace>>),
+    Traces {
+        /// The folder they were read from (what reports name).
+        dir: PathBuf,
+        traces: Vec<Arc<Trace>>,
+    },
 }
 
 /// A `--network` value that cannot be used.
@@ -195,15 +202,47 @@ fn parse_rate(s: &str) -> Option<f64> {
     (value.is_finite() && value > 0.0).then_some(value * scale)
 }
 
-/// `40ms`, `0.1s` → seconds.
+/// `40ms`, `0.1s` → seconds: the duration grammar of every Rivulet command line, except
+/// that a bare number is refused (40 what? a latency names its unit).
 fn parse_latency(s: &str) -> Option<f64> {
     let s = s.trim();
-    let (number, scale) = match s.strip_suffix("ms") {
-        Some(n) => (n, 1e-3),
-        None => (s.strip_suffix('s')?, 1.0),
-    };
-    let value: f64 = number.trim().parse().ok()?;
-    (value.is_finite() && value >= 0.0).then_some(value * scale)
+    if !s.ends_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    parse_duration(s).ok().map(|d| d.as_secs_f64())
+}
+
+/// A rate the way `--network` spells it: `3mbit`, `2.5mbit`, `500kbit`.
+fn rate_text(bps: f64) -> String {
+    let (unit, scale) = [("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3)]
+        .into_iter()
+        .find(|(_, scale)| bps >= *scale)
+        .unwrap_or(("bit", 1.0));
+    format!("{}{unit}", bps / scale)
+}
+
+impl fmt::Display for LinkModel {
+    /// The `--network` spelling (`3mbit,40ms`); `unshaped` without a rate.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.rate {
+            None => f.write_str("unshaped")?,
+            Some(Rate::Constant(bps)) => f.write_str(&rate_text(*bps))?,
+            Some(Rate::Trace { trace, .. }) => write!(f, "trace {}", trace.name)?,
+        }
+        if self.latency_s > 0.0 {
+            write!(f, ",{}ms", self.latency_s * 1e3)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for NetworkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fixed(link) => link.fmt(f),
+            Self::Traces { dir, .. } => write!(f, "{}", dir.display()),
+        }
+    }
 }
 
 impl FromStr for LinkModel {
@@ -242,7 +281,10 @@ impl NetworkSpec {
                 });
             }
         }
-        Ok(Self::Traces(traces.into_iter().map(Arc::new).collect()))
+        Ok(Self::Traces {
+            dir: dir.to_owned(),
+            traces: traces.into_iter().map(Arc::new).collect(),
+        })
     }
 }
 
@@ -329,6 +371,17 @@ mod tests {
         }
         for bad in ["", "3", "fast", "0mbit", "-1mbit", "3mbit,40", "3mbit,soon"] {
             assert!(bad.parse::<LinkModel>().is_err(), "{bad:?}");
+        }
+        // What reports print is what the flag takes.
+        for (text, shown) in [
+            ("3mbit", "3mbit"),
+            ("2.5Mbps,40ms", "2.5mbit,40ms"),
+            ("500kbit, 0.1s", "500kbit,100ms"),
+            ("100bit", "100bit"),
+        ] {
+            let link: LinkModel = text.parse().unwrap();
+            assert_eq!(link.to_string(), shown);
+            assert_eq!(shown.parse::<LinkModel>().unwrap(), link);
         }
         assert!(NetworkSpec::parse("/nonexistent/traces").is_err());
     }

@@ -4,8 +4,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
-use player::abr::NAMES;
+use clap::builder::PossibleValue;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use http_rules::cli::parse_duration;
+use http_rules::report::error_chain;
+use http_rules::signal::stop_signal;
+use player::abr::AbrKind;
 use player::link::{LinkModel, NetworkSpec};
 use player::load::report::{self as load_report, LoadReport};
 use player::load::{LoadConfig, Shard};
@@ -41,93 +45,128 @@ struct SimulateArgs {
     /// Video chunk-size table (`chunk,300,750,...` header).
     #[arg(long, env = "PLAYER_VIDEO")]
     video: PathBuf,
-    /// Algorithm name, or `all` for one row per algorithm.
-    #[arg(long, env = "PLAYER_ABR", default_value = NAMES[0])]
-    abr: String,
+    /// Algorithm, or `all` for one row per algorithm.
+    #[arg(long, env = "PLAYER_ABR", default_value = "rivulet")]
+    abr: AbrOrAll,
     /// Print JSON (one object; an array of them with `--abr all`).
     #[arg(long, env = "PLAYER_JSON")]
     json: bool,
 }
 
-/// How each real-time session plays (shared by `play` and `load`).
+/// `--abr` of `simulate`: one algorithm, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AbrOrAll {
+    One(AbrKind),
+    All,
+}
+
+impl AbrOrAll {
+    const VARIANTS: [Self; 6] = [
+        Self::One(AbrKind::ALL[0]),
+        Self::One(AbrKind::ALL[1]),
+        Self::One(AbrKind::ALL[2]),
+        Self::One(AbrKind::ALL[3]),
+        Self::One(AbrKind::ALL[4]),
+        Self::All,
+    ];
+
+    fn kinds(self) -> Vec<AbrKind> {
+        match self {
+            Self::One(kind) => vec![kind],
+            Self::All => AbrKind::ALL.to_vec(),
+        }
+    }
+}
+
+impl ValueEnum for AbrOrAll {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            Self::One(kind) => kind.name(),
+            Self::All => "all",
+        }))
+    }
+}
+
+/// How each real-time session plays (shared by `play` and `load`). Durations take the
+/// grammar every Rivulet command shares: `500ms`, `1.5s`, `10` (seconds), `2m`, `1h`.
 #[derive(Debug, Args)]
 struct SessionArgs {
-    /// ABR algorithm: rivulet, throughput, bba, bola or robust-mpc.
-    #[arg(long, env = "PLAYER_ABR", default_value = NAMES[0])]
-    abr: String,
-    /// Fetch no further ahead than this many seconds of media.
-    #[arg(long, env = "PLAYER_MAX_BUFFER", default_value_t = 30.0)]
-    max_buffer: f64,
-    /// Seconds of media buffered before playback starts.
-    #[arg(long, env = "PLAYER_STARTUP_BUFFER", default_value_t = 2.0)]
-    startup_buffer: f64,
-    /// Seconds of media buffered before playback resumes after a stall.
-    #[arg(long, env = "PLAYER_RESUME_BUFFER", default_value_t = 2.0)]
-    resume_buffer: f64,
+    /// ABR algorithm.
+    #[arg(long, env = "PLAYER_ABR", default_value = "rivulet")]
+    abr: AbrKind,
+    /// Fetch no further ahead than this much media.
+    #[arg(long, env = "PLAYER_MAX_BUFFER", default_value = "30", value_parser = parse_duration)]
+    max_buffer: Duration,
+    /// Media buffered before playback starts.
+    #[arg(long, env = "PLAYER_STARTUP_BUFFER", default_value = "2", value_parser = parse_duration)]
+    startup_buffer: Duration,
+    /// Media buffered before playback resumes after a stall.
+    #[arg(long, env = "PLAYER_RESUME_BUFFER", default_value = "2", value_parser = parse_duration)]
+    resume_buffer: Duration,
     /// Report CMCD (CTA-5004) as the `CMCD` query parameter.
     #[arg(long, env = "PLAYER_CMCD")]
     cmcd: bool,
     /// Retries of a failed request (with backoff) before the session gives up.
     #[arg(long, env = "PLAYER_RETRIES", default_value_t = 3)]
     retries: u32,
-    /// Seconds without data after which a request fails.
-    #[arg(long, env = "PLAYER_TIMEOUT", default_value_t = 10.0)]
-    timeout: f64,
-    /// Seconds to make a connection; also how soon a silent peer is given up on (TCP
+    /// Time without data after which a request fails.
+    #[arg(long, env = "PLAYER_TIMEOUT", default_value = "10", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Time to make a connection; also how soon a silent peer is given up on (TCP
     /// keepalive after this long, closed after twice it unacknowledged).
-    #[arg(long, env = "PLAYER_CONNECT_TIMEOUT", default_value_t = session::CONNECT_TIMEOUT.as_secs_f64())]
-    connect_timeout: f64,
-    /// Seconds a pathway that failed a request stays last in the order.
-    #[arg(long, env = "PLAYER_PATHWAY_PENALTY", default_value_t = 30.0)]
-    pathway_penalty: f64,
+    #[arg(long, env = "PLAYER_CONNECT_TIMEOUT", default_value = "1", value_parser = parse_duration)]
+    connect_timeout: Duration,
+    /// How long a pathway that failed a request stays last in the order.
+    #[arg(long, env = "PLAYER_PATHWAY_PENALTY", default_value = "30", value_parser = parse_duration)]
+    pathway_penalty: Duration,
     /// Live: start this many segments behind the newest one (the hold-back).
     #[arg(long, env = "PLAYER_LIVE_DELAY", default_value_t = player::session::manifest::LIVE_DELAY_SEGMENTS)]
     live_delay: u64,
 }
 
 impl SessionArgs {
-    fn config(&self, url: &str, duration: Option<f64>) -> anyhow::Result<SessionConfig> {
+    fn config(&self, url: &str, duration: Option<Duration>) -> anyhow::Result<SessionConfig> {
         let url = url::Url::parse(url).with_context(|| format!("invalid URL {url:?}"))?;
         anyhow::ensure!(
-            self.max_buffer.is_finite()
-                && self.max_buffer >= self.startup_buffer.max(self.resume_buffer)
-                && self.startup_buffer >= 0.0
-                && self.resume_buffer >= 0.0,
-            "--max-buffer must be at least --startup-buffer and --resume-buffer (all ≥ 0)"
+            self.max_buffer >= self.startup_buffer.max(self.resume_buffer),
+            "--max-buffer must be at least --startup-buffer and --resume-buffer"
         );
         for (name, value) in [
             ("--timeout", self.timeout),
             ("--connect-timeout", self.connect_timeout),
         ] {
             anyhow::ensure!(
-                value.is_finite() && value > 0.0 && value <= 3600.0,
+                !value.is_zero() && value <= Duration::from_secs(3600),
                 "{name} must be between 0 and 3600 s"
             );
         }
         anyhow::ensure!(
-            self.pathway_penalty.is_finite() && (0.0..=86_400.0).contains(&self.pathway_penalty),
+            self.pathway_penalty <= Duration::from_secs(86_400),
             "--pathway-penalty must be between 0 and 86400 s"
         );
         if let Some(d) = duration {
-            anyhow::ensure!(d.is_finite() && d > 0.0, "--duration must be positive");
+            anyhow::ensure!(!d.is_zero(), "--duration must be positive");
         }
-        player::abr::by_name(&self.abr)?;
         anyhow::ensure!(
             self.live_delay >= 1,
             "--live-delay must be at least one segment"
         );
         Ok(SessionConfig {
             live_delay_segments: self.live_delay,
-            abr: self.abr.clone(),
-            duration_s: duration,
-            max_buffer_s: self.max_buffer,
-            startup_s: self.startup_buffer,
-            resume_s: self.resume_buffer,
+            abr: self.abr,
+            duration_s: duration.map(|d| d.as_secs_f64()),
+            max_buffer_s: self.max_buffer.as_secs_f64(),
+            startup_s: self.startup_buffer.as_secs_f64(),
+            resume_s: self.resume_buffer.as_secs_f64(),
             cmcd: self.cmcd,
             retries: self.retries,
-            idle_timeout: Duration::from_secs_f64(self.timeout),
-            connect_timeout: Duration::from_secs_f64(self.connect_timeout),
-            pathway_penalty: Duration::from_secs_f64(self.pathway_penalty),
+            idle_timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            pathway_penalty: self.pathway_penalty,
             ..SessionConfig::new(url)
         })
     }
@@ -140,9 +179,9 @@ struct PlayArgs {
     url: String,
     #[command(flatten)]
     session: SessionArgs,
-    /// Stop after this many seconds (default: play to the end; live plays until Ctrl-C).
-    #[arg(long, env = "PLAYER_DURATION")]
-    duration: Option<f64>,
+    /// Stop after this long (default: play to the end; live plays until Ctrl-C).
+    #[arg(long, env = "PLAYER_DURATION", value_parser = parse_duration)]
+    duration: Option<Duration>,
     /// Emulate a link: `3mbit` or `3mbit,40ms` (default: no shaping).
     #[arg(long, env = "PLAYER_NETWORK")]
     network: Option<LinkModel>,
@@ -167,16 +206,16 @@ struct LoadArgs {
     /// Sessions of the whole run (required: a load test is always bounded).
     #[arg(long, env = "PLAYER_SESSIONS")]
     sessions: usize,
-    /// Seconds the run lasts; sessions still playing then are stopped (required).
-    #[arg(long, env = "PLAYER_DURATION")]
-    duration: f64,
-    /// Sessions start at random offsets over this many seconds.
-    #[arg(long, env = "PLAYER_RAMP", default_value_t = 0.0)]
-    ramp: f64,
+    /// How long the run lasts; sessions still playing then are stopped (required).
+    #[arg(long, env = "PLAYER_DURATION", value_parser = parse_duration)]
+    duration: Duration,
+    /// Sessions start at random offsets over this long.
+    #[arg(long, env = "PLAYER_RAMP", default_value = "0", value_parser = parse_duration)]
+    ramp: Duration,
     /// Each session's link: `3mbit`, `3mbit,40ms`, or a folder of traces
     /// (`time_s<TAB>Mbps`) each session draws one of (default: no shaping).
-    #[arg(long, env = "PLAYER_NETWORK")]
-    network: Option<String>,
+    #[arg(long, env = "PLAYER_NETWORK", value_parser = NetworkSpec::parse)]
+    network: Option<NetworkSpec>,
     /// Seed of the start offsets and trace draws.
     #[arg(long, env = "PLAYER_SEED", default_value_t = 1)]
     seed: u64,
@@ -209,14 +248,11 @@ struct MergeArgs {
 fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
     let traces = load::read_trace_dir(&args.traces)?;
     let video = load::read_video(&args.video)?;
-    let names: Vec<&str> = if args.abr == "all" {
-        NAMES.to_vec()
-    } else {
-        vec![args.abr.as_str()]
-    };
-    let reports = names
-        .iter()
-        .map(|name| report::run_set(&traces, &video, &Rules::PENSIEVE, name))
+    let reports = args
+        .abr
+        .kinds()
+        .into_iter()
+        .map(|kind| report::run_set(&traces, &video, &Rules::PENSIEVE, kind))
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("simulating over {}", args.traces.display()))?;
     if args.json {
@@ -235,15 +271,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the async runtime")
 }
 
-/// A token cancelled by the first Ctrl-C.
-fn ctrl_c_token() -> CancellationToken {
+/// A token cancelled by the first Ctrl-C or SIGTERM.
+fn stop_token() -> CancellationToken {
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("Ctrl-C: stopping");
-            on_signal.cancel();
-        }
+        stop_signal().await;
+        on_signal.cancel();
     });
     stop
 }
@@ -261,7 +295,7 @@ async fn play(args: PlayArgs) -> anyhow::Result<()> {
     let mut config = args.session.config(&args.url, args.duration)?;
     config.link = args.network.unwrap_or_default();
     let client = session::http_client_with(6, config.connect_timeout)?;
-    let stop = ctrl_c_token();
+    let stop = stop_token();
     let progress = player::progress::SessionProgress::new();
     let report = session::run(&client, &config, &progress, &stop)
         .await
@@ -309,30 +343,24 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         "--sessions must be between 1 and 100000"
     );
     anyhow::ensure!(
-        args.duration.is_finite() && args.duration > 0.0 && args.duration <= 86_400.0,
+        !args.duration.is_zero() && args.duration <= Duration::from_secs(86_400),
         "--duration must be between 0 and 86400 s"
     );
     anyhow::ensure!(
-        args.ramp.is_finite() && (0.0..=args.duration).contains(&args.ramp),
+        args.ramp <= args.duration,
         "--ramp must be between 0 and --duration"
     );
-    let network = args
-        .network
-        .as_deref()
-        .map(NetworkSpec::parse)
-        .transpose()?;
     let config = LoadConfig {
         session: args.session.config(&args.url, None)?,
         sessions: args.sessions,
-        duration_s: args.duration,
-        ramp_s: args.ramp,
-        network,
-        network_label: args.network.clone().unwrap_or_else(|| "unshaped".into()),
+        duration_s: args.duration.as_secs_f64(),
+        ramp_s: args.ramp.as_secs_f64(),
+        network: args.network,
         seed: args.seed,
         shard: args.shard,
     };
-    let stop = ctrl_c_token();
-    let progress = player::progress::LoadProgress::new(args.duration);
+    let stop = stop_token();
+    let progress = player::progress::LoadProgress::new(config.duration_s);
     let report = player::load::run(&config, &stop, &progress).await?;
     progress.finish();
     write_load_report(&report, &args.out)
@@ -351,17 +379,24 @@ fn merge(args: &MergeArgs) -> anyhow::Result<()> {
     write_load_report(&load_report::merge(reports)?, &args.out)
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let result = match Cli::parse().command {
         Command::Simulate(args) => simulate(&args),
-        Command::Play(args) => runtime()?.block_on(play(args)),
-        Command::Load(args) => runtime()?.block_on(load(args)),
+        Command::Play(args) => runtime().and_then(|r| r.block_on(play(args))),
+        Command::Load(args) => runtime().and_then(|r| r.block_on(load(args))),
         Command::Merge(args) => merge(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -4,18 +4,18 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn shared() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/abr"));
+fn abr_data() -> PathBuf {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abr"));
     assert!(
         dir.join("README.md").is_file(),
-        "shared ABR data missing at {}: these tests need it",
+        "ABR test data missing at {}: these tests need it",
         dir.display()
     );
     dir
 }
 
 fn simulate(abr: &str, extra: &[&str]) -> Output {
-    let dir = shared();
+    let dir = abr_data();
     Command::new(env!("CARGO_BIN_EXE_player"))
         .arg("simulate")
         .arg("--traces")
@@ -65,7 +65,8 @@ fn all_prints_one_row_per_algorithm() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    for name in player::abr::NAMES {
+    for kind in player::abr::AbrKind::ALL {
+        let name = kind.name();
         assert!(
             text.lines().any(|l| l.starts_with(name)),
             "{name} missing:\n{text}"

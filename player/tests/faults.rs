@@ -17,10 +17,13 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use futures::StreamExt as _;
+use media::cmaf::{Sample, VideoTrack, media_segment, video_init_segment};
+use player::abr::AbrKind;
 use player::link::{LinkModel, Rate};
 use player::session::clock::PlayState;
-use player::session::fetch::ErrorKind;
-use player::session::{self, End, NoObserver, SessionConfig, SessionError, SessionReport};
+use player::session::{
+    self, End, ErrorKind, NoObserver, SessionConfig, SessionError, SessionReport,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Renditions of the fake: id and bitrate; three 1 s segments each.
@@ -44,6 +47,10 @@ enum Fault {
     Garbage,
     /// A multivariant playlist with a broken attribute.
     BadPlaylist,
+    /// Random bytes, as many as the body has.
+    NotMedia,
+    /// The next segment's bytes instead (a stale or mixed-up cache).
+    NextSegment,
 }
 
 /// `fault(path, attempt)` decides per request (attempts count from 1 per path).
@@ -110,10 +117,41 @@ fn body_for(path: &str) -> Option<Vec<u8>> {
     let (_, bps) = LADDER.iter().find(|(r, _)| *r == id)?;
     match file {
         "index.m3u8" => Some(media_playlist().into_bytes()),
-        "init.mp4" => Some(vec![0; 700]),
-        f if f.ends_with(".m4s") => Some(vec![7; (*bps / 8) as usize]),
-        _ => None,
+        "init.mp4" => Some(init_segment()),
+        f => segment_of(f, (*bps / 8) as usize),
     }
+}
+
+/// The init segment of every rendition: one H.264 track at 90 kHz.
+fn init_segment() -> Vec<u8> {
+    video_init_segment(&VideoTrack {
+        timescale: 90_000,
+        width: 640,
+        height: 360,
+        sps: vec![0x67, 0x42, 0xc0, 0x1e, 0xda],
+        pps: vec![0x68, 0xce, 0x3c, 0x80],
+    })
+    .unwrap()
+}
+
+/// Media segment `N.m4s` (from 1): one second of 30 frames from `N - 1` s on, `bytes`
+/// long (one second at the rendition's bitrate).
+fn segment_of(file: &str, bytes: usize) -> Option<Vec<u8>> {
+    let number: u32 = file.strip_suffix(".m4s")?.parse().ok()?;
+    let build = |first: usize| {
+        let samples: Vec<Sample> = (0..30)
+            .map(|i| Sample {
+                data: vec![0; if i == 0 { first } else { 100 }],
+                duration: 3000,
+                sync: i == 0,
+                composition_offset: 0,
+            })
+            .collect();
+        media_segment(number, u64::from(number - 1) * 90_000, &samples).unwrap()
+    };
+    // The boxes around the samples do not depend on their sizes: pad the first to size.
+    let first = 100 + bytes.checked_sub(build(100).len())?;
+    Some(build(first))
 }
 
 async fn serve(
@@ -144,6 +182,20 @@ async fn serve(
         Some(Fault::BadPlaylist) => Response::new(Body::from(
             "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=x\nlo/index.m3u8\n",
         )),
+        Some(Fault::NotMedia) => Response::new(Body::from(
+            (0..len).map(|_| rand::random::<u8>()).collect::<Vec<u8>>(),
+        )),
+        Some(Fault::NextSegment) => {
+            let (stem, n) = path
+                .rsplit_once('/')
+                .and_then(|(dir, file)| {
+                    Some((dir, file.strip_suffix(".m4s")?.parse::<u32>().ok()?))
+                })
+                .unwrap();
+            Response::new(Body::from(
+                body_for(&format!("{stem}/{}.m4s", n + 1)).unwrap(),
+            ))
+        }
         Some(Fault::Silent) => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             status(500)
@@ -209,7 +261,7 @@ fn config(addr: SocketAddr) -> SessionConfig {
     c.idle_timeout = Duration::from_secs(2);
     c.duration_s = Some(20.0);
     // On loopback it always picks the top rendition, which makes the faults land.
-    c.abr = "throughput".into();
+    c.abr = AbrKind::Throughput;
     c
 }
 
@@ -289,6 +341,43 @@ async fn a_transient_manifest_error_is_retried() {
 }
 
 #[tokio::test]
+async fn segments_that_are_never_media_fail_the_session_as_media_errors() {
+    let (addr, _) = start(|path, _| path.ends_with(".m4s").then_some(Fault::NotMedia)).await;
+    let r = play(&config(addr)).await.unwrap();
+    assert_eq!(r.end, End::Failed, "{r:?}");
+    let error = r.error.unwrap();
+    assert!(error.contains("not media"), "{error}");
+    assert!(r.segments.is_empty());
+    // The first try and three retries, each one rendition lower while there is one.
+    assert_eq!(r.summary.counters.errors[&ErrorKind::Media], 4);
+    assert_eq!(
+        r.summary.counters.errors.len(),
+        1,
+        "{:?}",
+        r.summary.counters
+    );
+}
+
+#[tokio::test]
+async fn a_segment_that_is_not_media_is_fetched_a_rendition_lower() {
+    let (addr, _) = start(|path, _| (path == "hi/2.m4s").then_some(Fault::NotMedia)).await;
+    let r = play(&config(addr)).await.unwrap();
+    assert_eq!(r.end, End::Complete, "{r:?}");
+    assert_eq!((r.segments[1].quality, r.segments[1].retries), (0, 1));
+    assert_eq!(r.summary.counters.errors[&ErrorKind::Media], 1);
+}
+
+#[tokio::test]
+async fn the_wrong_segment_is_caught_by_its_timestamps() {
+    // Media, but segment 3 where 2 should be: its tfdt does not continue segment 1's.
+    let (addr, _) = start(|path, _| (path == "hi/2.m4s").then_some(Fault::NextSegment)).await;
+    let r = play(&config(addr)).await.unwrap();
+    assert_eq!(r.end, End::Complete, "{r:?}");
+    assert_eq!((r.segments[1].quality, r.segments[1].retries), (0, 1));
+    assert_eq!(r.summary.counters.errors[&ErrorKind::Media], 1);
+}
+
+#[tokio::test]
 async fn a_silent_server_times_out() {
     let (addr, _) = start(|path, _| path.ends_with("/2.m4s").then_some(Fault::Silent)).await;
     let mut c = config(addr);
@@ -359,16 +448,25 @@ async fn a_shaped_link_paces_the_downloads() {
 
 #[tokio::test]
 async fn cancelling_stops_a_session_with_its_report() {
-    let (addr, _) = start(|path, _| path.ends_with("/2.m4s").then_some(Fault::Silent)).await;
+    let (addr, seen) = start(|path, _| path.ends_with("/2.m4s").then_some(Fault::Silent)).await;
     let client = session::http_client(6).unwrap();
     let stop = CancellationToken::new();
     let c = config(addr);
     let cancel = stop.clone();
+    // Cancelled while it waits on the silent segment 2, however long a busy machine took
+    // to get there (not after a fixed time, which may come before segment 1 is in).
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let asked_for_2 = || seen.lock().unwrap().keys().any(|k| k.ends_with("/2.m4s"));
+        while !asked_for_2() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         cancel.cancel();
     });
-    let r = session::run(&client, &c, &NoObserver, &stop).await.unwrap();
+    let run = session::run(&client, &c, &NoObserver, &stop);
+    let r = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the session must stop")
+        .unwrap();
     assert_eq!(r.end, End::Stopped);
     assert_eq!(r.segments.len(), 1);
 }
@@ -499,7 +597,8 @@ async fn observers_see_a_stall_while_it_lasts() {
 async fn live_playlist(State(born): State<std::time::Instant>) -> Response {
     let newest = (5 + born.elapsed().as_secs()).min(9);
     let mut m = format!(
-        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{}\n",
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{}\n\
+         #EXT-X-MAP:URI=\"init.mp4\"\n",
         newest - 3
     );
     for n in newest - 3..=newest {
@@ -513,9 +612,15 @@ async fn live_playlist(State(born): State<std::time::Instant>) -> Response {
 
 #[tokio::test]
 async fn a_live_playlist_is_followed_until_it_ends() {
+    let segment = |Path(file): Path<String>| async move {
+        match file.as_str() {
+            "init.mp4" => init_segment(),
+            f => segment_of(f, 30_000).unwrap_or_default(),
+        }
+    };
     let app = Router::new()
         .route("/live.m3u8", get(live_playlist))
-        .route("/{segment}", get(|| async { vec![7u8; 30_000] }))
+        .route("/{segment}", get(segment))
         .with_state(std::time::Instant::now());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,21 +1,23 @@
 //! The simulator with `bba` and `robust-mpc` reproduces Pensieve's reference logs in
-//! `shared/abr/reference/` chunk by chunk, and the set means in `shared/abr/README.md`.
+//! `tests/data/abr/reference/` (a copy of `shared/abr`) chunk by chunk, and the set means in
+//! its `README.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use player::abr::AbrKind;
 use player::sim::{ChunkLog, Rules, load, report, simulate};
 
 const SETS: [&str; 3] = ["hsdpa_test", "fcc", "hsdpa_train"];
 /// (reference algorithm name, registry name)
-const ALGOS: [(&str, &str); 2] = [("bb", "bba"), ("robustmpc", "robust-mpc")];
+const ALGOS: [(&str, AbrKind); 2] = [("bb", AbrKind::Bba), ("robustmpc", AbrKind::RobustMpc)];
 
-fn shared() -> PathBuf {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/abr"));
+fn abr_data() -> PathBuf {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abr"));
     assert!(
         dir.join("README.md").is_file(),
-        "shared ABR data missing at {}: these tests need it",
+        "ABR test data missing at {}: these tests need it",
         dir.display()
     );
     dir.to_owned()
@@ -81,7 +83,7 @@ fn check_chunk(what: &str, k: usize, got: &ChunkLog, want: &[String]) {
 
 #[test]
 fn bba_and_robust_mpc_reproduce_reference_chunk_logs() {
-    let dir = shared();
+    let dir = abr_data();
     let video = load::read_video(&dir.join("video/envivio_sizes.csv")).unwrap();
     let reference = reference_chunks(&dir);
     let mut checked = 0;
@@ -93,7 +95,7 @@ fn bba_and_robust_mpc_reproduce_reference_chunk_logs() {
                 let want = reference
                     .get(&key)
                     .unwrap_or_else(|| panic!("no reference for {key:?}"));
-                let mut abr = player::abr::by_name(name).unwrap();
+                let mut abr = name.build();
                 let got = simulate(trace, &video, &Rules::PENSIEVE, abr.as_mut()).unwrap();
                 assert_eq!(got.len(), want.len(), "{key:?}");
                 let what = format!("{set}/{}/{name}", trace.name);
@@ -110,7 +112,7 @@ fn bba_and_robust_mpc_reproduce_reference_chunk_logs() {
 
 #[test]
 fn set_means_match_the_readme_table() {
-    let dir = shared();
+    let dir = abr_data();
     let video = load::read_video(&dir.join("video/envivio_sizes.csv")).unwrap();
     // (set, n, BB QoE/chunk, BB total, robustMPC QoE/chunk, robustMPC total)
     let table = [
@@ -122,8 +124,8 @@ fn set_means_match_the_readme_table() {
         let traces = load::read_trace_dir(&dir.join("traces").join(set)).unwrap();
         assert_eq!(traces.len(), n, "{set}");
         for (name, per_chunk, total) in [
-            ("bba", bb_chunk, bb_total),
-            ("robust-mpc", mpc_chunk, mpc_total),
+            (AbrKind::Bba, bb_chunk, bb_total),
+            (AbrKind::RobustMpc, mpc_chunk, mpc_total),
         ] {
             let r = report::run_set(&traces, &video, &Rules::PENSIEVE, name).unwrap();
             assert!(
@@ -142,7 +144,7 @@ fn set_means_match_the_readme_table() {
 
 #[test]
 fn per_trace_scores_match_the_reference() {
-    let dir = shared();
+    let dir = abr_data();
     let video = load::read_video(&dir.join("video/envivio_sizes.csv")).unwrap();
     let text = std::fs::read_to_string(dir.join("reference/per_trace_shared.csv")).unwrap();
     let mut want: BTreeMap<Key, Vec<f64>> = BTreeMap::new();

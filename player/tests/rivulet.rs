@@ -4,21 +4,22 @@
 
 use std::path::Path;
 
+use player::abr::AbrKind;
 use player::sim::{Rules, load, report};
 
 #[test]
 fn rivulet_beats_the_targets_with_less_stall_than_robust_mpc() {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/abr"));
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abr"));
     assert!(
         dir.join("README.md").is_file(),
-        "shared ABR data missing at {}: this test needs it",
+        "ABR test data missing at {}: this test needs it",
         dir.display()
     );
     let video = load::read_video(&dir.join("video/envivio_sizes.csv")).unwrap();
     for (set, target) in [("hsdpa_test", 0.96), ("fcc", 0.40)] {
         let traces = load::read_trace_dir(&dir.join("traces").join(set)).unwrap();
-        let ours = report::run_set(&traces, &video, &Rules::PENSIEVE, "rivulet").unwrap();
-        let mpc = report::run_set(&traces, &video, &Rules::PENSIEVE, "robust-mpc").unwrap();
+        let ours = report::run_set(&traces, &video, &Rules::PENSIEVE, AbrKind::Rivulet).unwrap();
+        let mpc = report::run_set(&traces, &video, &Rules::PENSIEVE, AbrKind::RobustMpc).unwrap();
         assert!(
             ours.qoe_per_chunk_mean >= target,
             "{set}: {} < {target}",

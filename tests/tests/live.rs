@@ -297,7 +297,6 @@ async fn two_hundred_live_players_through_one_edge() {
         duration_s: 10.0,
         ramp_s: 2.0,
         network: None,
-        network_label: "loopback".into(),
         seed: 1,
         shard: None,
     };

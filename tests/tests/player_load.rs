@@ -61,7 +61,6 @@ async fn a_bounded_run_on_trace_links_and_its_shards() {
         duration_s: DURATION_S,
         ramp_s: 2.0,
         network: Some(NetworkSpec::parse(traces.path().to_str().unwrap()).unwrap()),
-        network_label: "traces".into(),
         seed: 3,
         shard: None,
     };

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use player::abr::AbrKind;
 use player::session::{self, End, NoObserver, SessionConfig, SessionReport};
 use rivulet_tests::{start_edge, start_live_origin, start_origin};
 use tokio_util::sync::CancellationToken;
@@ -93,7 +94,7 @@ async fn plays_dash_from_the_origin_with_cmcd() {
     let origin = start_origin(library()).await.unwrap();
     let mut c = config(origin, "manifest.mpd");
     c.cmcd = true;
-    c.abr = "bola".into();
+    c.abr = AbrKind::Bola;
     let r = play(&c).await;
     assert_sane(&r);
 }
@@ -103,7 +104,7 @@ async fn through_an_edge_the_second_viewer_hits_the_cache() {
     let origin = start_origin(library()).await.unwrap();
     let edge = start_edge(origin, "edge-test").await.unwrap();
     let mut c = config(edge, "master.m3u8");
-    c.abr = "throughput".into();
+    c.abr = AbrKind::Throughput;
     let first = play(&c).await;
     assert_sane(&first);
     assert!(

@@ -207,7 +207,6 @@ async fn a_load_run_spreads_over_the_edges() {
         duration_s: 16.0,
         ramp_s: 2.0,
         network: None,
-        network_label: "unshaped".into(),
         seed: 5,
         shard: None,
     };

@@ -187,7 +187,10 @@ mod tests {
             }),
             sample_rate: None,
             init_uri: Some("init.mp4".into()),
+            init_range: None,
+            container: media::Container::Fmp4,
             playlist_uri: Some(format!("{id}/index.m3u8")),
+            segment_index: None,
             segments: (1..=4)
                 .map(|n| Segment {
                     number: n,
@@ -195,6 +198,7 @@ mod tests {
                     duration: 2.0,
                     size: Some(bandwidth / 4),
                     uri: format!("{n}.m4s"),
+                    ..Segment::default()
                 })
                 .collect(),
         };

@@ -2,7 +2,7 @@
 //! uses: below the reservoir fetch the lowest rendition, above reservoir + cushion the
 //! highest, and in between step linearly through the rendition indices.
 
-use super::{Abr, AbrInput};
+use super::interface::{Abr, AbrInput};
 
 /// Buffer-based ABR with a reservoir and a cushion (seconds).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,7 +50,7 @@ impl Abr for Bba {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::input;
+    use super::super::interface::test_util::input;
     use super::*;
 
     #[test]

@@ -4,7 +4,8 @@
 //! buffer so that the switch from the throughput rule is seamless, and BOLA-O's guard
 //! that only lets the buffer rule step up as far as throughput supports.
 
-use super::{Abr, AbrInput, highest_at_most, throughput::DualEwma};
+use super::interface::{Abr, AbrInput, highest_at_most};
+use super::throughput::DualEwma;
 
 /// BOLA with dash.js's parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +123,7 @@ impl Abr for Bola {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{LADDER, dl, input};
+    use super::super::interface::test_util::{LADDER, dl, input};
     use super::*;
 
     #[test]

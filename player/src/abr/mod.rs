@@ -9,7 +9,7 @@
 //!
 //! # Feeding it from a real-time session
 //!
-//! Create one algorithm per session with [`by_name`]. Fetch the first segment at a
+//! Create one algorithm per session with [`AbrKind::build`]. Fetch the first segment at a
 //! rendition of your choosing (the simulator uses index 1). After each media segment has
 //! fully arrived, push a [`Download`]: `bytes` = body bytes, `duration_ms` = from sending
 //! the request to the last body byte, `ttfb_ms` = from sending the request to the first
@@ -25,207 +25,134 @@
 
 mod bba;
 mod bola;
+mod interface;
 mod mpc;
 mod rivulet;
 mod throughput;
 
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
 pub use bba::Bba;
 pub use bola::Bola;
+pub use interface::{Abr, AbrInput, Download, highest_at_most};
 pub use mpc::RobustMpc;
 pub use rivulet::Rivulet;
 pub use throughput::Throughput;
 
-/// One completed segment download, as the player measured it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Download {
-    /// Rendition index of the segment.
-    pub quality: usize,
-    /// Bytes of the response body.
-    pub bytes: u64,
-    /// Milliseconds from sending the request to receiving the last byte (includes TTFB).
-    pub duration_ms: f64,
-    /// Milliseconds from sending the request to the first byte, when measured.
-    pub ttfb_ms: Option<f64>,
+/// The algorithms, by the name the command line, the reports and the JSON use.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum AbrKind {
+    /// The default: [`Rivulet`].
+    #[default]
+    Rivulet,
+    Throughput,
+    Bba,
+    Bola,
+    RobustMpc,
 }
 
-impl Download {
-    /// Throughput over the whole request, in bit/s (request latency included).
-    pub fn bps(&self) -> f64 {
-        self.bytes as f64 * 8000.0 / self.duration_ms
+impl AbrKind {
+    /// Every algorithm, the default first.
+    pub const ALL: [Self; 5] = [
+        Self::Rivulet,
+        Self::Throughput,
+        Self::Bba,
+        Self::Bola,
+        Self::RobustMpc,
+    ];
+
+    /// The registry name (`robust-mpc`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rivulet => "rivulet",
+            Self::Throughput => "throughput",
+            Self::Bba => "bba",
+            Self::Bola => "bola",
+            Self::RobustMpc => "robust-mpc",
+        }
     }
 
-    /// Throughput of the body transfer alone, in bit/s: the request latency (TTFB) is
-    /// taken out so that small segments are not mistaken for a slow link. Falls back to
-    /// [`Download::bps`] when TTFB is unknown or implausible.
-    pub fn transfer_bps(&self) -> f64 {
-        match self.ttfb_ms {
-            Some(t) if t >= 0.0 && self.duration_ms - t > 0.0 => {
-                self.bytes as f64 * 8000.0 / (self.duration_ms - t)
-            }
-            _ => self.bps(),
+    /// A fresh instance with its default parameters (one per session or trace).
+    pub fn build(self) -> Box<dyn Abr> {
+        match self {
+            Self::Rivulet => Box::new(Rivulet::default()),
+            Self::Throughput => Box::new(Throughput::default()),
+            Self::Bba => Box::new(Bba::default()),
+            Self::Bola => Box::new(Bola::default()),
+            Self::RobustMpc => Box::new(RobustMpc::default()),
         }
     }
 }
 
-/// Everything an ABR algorithm may look at before choosing the next segment.
-#[derive(Debug, Clone, Copy)]
-pub struct AbrInput<'a> {
-    /// Bitrates of the renditions in bit/s, ascending (index = rendition index).
-    pub bitrates_bps: &'a [u64],
-    /// Media duration of one segment, seconds.
-    pub segment_duration_s: f64,
-    /// Media buffered ahead of the playhead now, seconds.
-    pub buffer_s: f64,
-    /// Playback stall since the previous decision, seconds (0 when playback ran on).
-    pub stall_s: f64,
-    /// The most media the player will buffer before it pauses downloading, seconds.
-    pub buffer_max_s: f64,
-    /// Completed downloads of this session, oldest first.
-    pub history: &'a [Download],
-    /// Rendition of the last segment fetched (`None` before the first).
-    pub last_quality: Option<usize>,
-    /// Sizes in bytes of the segments from the next one on, per rendition:
-    /// `upcoming_sizes[j][q]` is segment `next + j` at rendition `q`. Empty when unknown;
-    /// may run past the last segment that will be played (it lists what the server has).
-    pub upcoming_sizes: &'a [Vec<u64>],
-    /// Segments still to fetch, the next one included, when the presentation has an end.
-    pub segments_remaining: Option<usize>,
-}
-
-impl AbrInput<'_> {
-    /// Highest rendition index (kept in range, at least 0).
-    pub fn top(&self) -> usize {
-        self.bitrates_bps.len().saturating_sub(1)
-    }
-
-    /// Size of upcoming segment `j` at rendition `q` in bytes, estimated from the
-    /// bitrate when the size is unknown.
-    pub fn size_bytes(&self, j: usize, q: usize) -> f64 {
-        match self.upcoming_sizes.get(j).and_then(|row| row.get(q)) {
-            Some(&s) => s as f64,
-            None => self.bitrates_bps[q] as f64 * self.segment_duration_s / 8.0,
-        }
+impl fmt::Display for AbrKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
     }
 }
 
-/// An adaptive-bitrate algorithm. One value serves one session: create a fresh one per
-/// session (see [`by_name`]).
-pub trait Abr: Send + std::fmt::Debug {
-    /// The registry name of the algorithm.
-    fn name(&self) -> &'static str;
-
-    /// Rendition index for the next segment; must be `< input.bitrates_bps.len()`.
-    fn choose(&mut self, input: &AbrInput<'_>) -> usize;
-}
-
-/// Highest rendition whose bitrate is at most `bps` (0 when none fits).
-pub fn highest_at_most(bitrates_bps: &[u64], bps: f64) -> usize {
-    bitrates_bps
-        .iter()
-        .rposition(|&b| b as f64 <= bps)
-        .unwrap_or(0)
-}
-
-/// Names accepted by [`by_name`]; the first is the default.
-pub const NAMES: &[&str] = &["rivulet", "throughput", "bba", "bola", "robust-mpc"];
-
-/// The name is not one of [`NAMES`].
+/// The name is not one of [`AbrKind::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown ABR algorithm {name:?}; known: {}", NAMES.join(", "))]
+#[error("unknown ABR algorithm {name:?}; known: {}", known())]
 pub struct UnknownAbr {
     /// The name asked for.
     pub name: String,
 }
 
-/// A fresh algorithm by registry name, with its default parameters.
-pub fn by_name(name: &str) -> Result<Box<dyn Abr>, UnknownAbr> {
-    Ok(match name {
-        "rivulet" => Box::new(Rivulet::default()),
-        "throughput" => Box::new(Throughput::default()),
-        "bba" => Box::new(Bba::default()),
-        "bola" => Box::new(Bola::default()),
-        "robust-mpc" => Box::new(RobustMpc::default()),
-        _ => {
-            return Err(UnknownAbr {
-                name: name.to_owned(),
-            });
-        }
-    })
+fn known() -> String {
+    AbrKind::ALL.map(AbrKind::name).join(", ")
 }
 
-#[cfg(test)]
-pub(crate) mod test_util {
-    use super::{AbrInput, Download};
+impl FromStr for AbrKind {
+    type Err = UnknownAbr;
 
-    pub const LADDER: [u64; 6] = [300_000, 750_000, 1_200_000, 1_850_000, 2_850_000, 4_300_000];
-
-    /// Input with the Pensieve ladder, 4 s segments, no sizes, given buffer and history.
-    pub fn input<'a>(buffer_s: f64, history: &'a [Download]) -> AbrInput<'a> {
-        AbrInput {
-            bitrates_bps: &LADDER,
-            segment_duration_s: 4.0,
-            buffer_s,
-            stall_s: 0.0,
-            buffer_max_s: 60.0,
-            history,
-            last_quality: history.last().map(|d| d.quality),
-            upcoming_sizes: &[],
-            segments_remaining: None,
-        }
-    }
-
-    /// A download of a 4 s segment at `quality` that ran at `bps` with no latency.
-    pub fn dl(quality: usize, bps: f64) -> Download {
-        let bytes = LADDER[quality] / 2; // 4 s × bitrate / 8
-        Download {
-            quality,
-            bytes,
-            duration_ms: bytes as f64 * 8000.0 / bps,
-            ttfb_ms: None,
-        }
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| UnknownAbr {
+                name: name.to_owned(),
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
-    fn highest_at_most_table() {
-        let l = test_util::LADDER;
-        for (bps, want) in [
-            (0.0, 0),
-            (299_999.0, 0),
-            (300_000.0, 0),
-            (750_000.0, 1),
-            (1_849_999.0, 2),
-            (1e9, 5),
-        ] {
-            assert_eq!(highest_at_most(&l, bps), want, "{bps}");
+    fn every_kind_round_trips_its_name_and_builds_itself() {
+        for kind in AbrKind::ALL {
+            assert_eq!(kind.name().parse::<AbrKind>().unwrap(), kind);
+            assert_eq!(kind.build().name(), kind.name());
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{kind}\""));
+            let value = clap::ValueEnum::to_possible_value(&kind).unwrap();
+            assert_eq!(value.get_name(), kind.name(), "the CLI spells it the same");
         }
+        assert_eq!(AbrKind::default(), AbrKind::ALL[0]);
     }
 
     #[test]
-    fn throughput_with_and_without_ttfb() {
-        let d = Download {
-            quality: 0,
-            bytes: 1000,
-            duration_ms: 100.0,
-            ttfb_ms: Some(20.0),
-        };
-        assert_eq!(d.bps(), 80_000.0);
-        assert_eq!(d.transfer_bps(), 100_000.0);
-        let no_ttfb = Download { ttfb_ms: None, ..d };
-        assert_eq!(no_ttfb.transfer_bps(), 80_000.0);
-    }
-
-    #[test]
-    fn registry_knows_every_name_and_lists_them_on_error() {
-        for name in NAMES {
-            assert_eq!(by_name(name).unwrap().name(), *name);
-        }
-        let err = by_name("pensieve").unwrap_err().to_string();
+    fn unknown_names_list_the_known_ones() {
+        let err = "pensieve".parse::<AbrKind>().unwrap_err().to_string();
         assert!(
             err.contains("pensieve") && err.contains("robust-mpc"),
             "{err}"

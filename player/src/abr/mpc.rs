@@ -8,7 +8,7 @@
 //!   up for horizon position `i` is that of the segment *after* the one it stands for;
 //! - ties go to the lexicographically last sequence.
 
-use super::{Abr, AbrInput, Download};
+use super::interface::{Abr, AbrInput, Download};
 
 /// How many recent samples and errors robust MPC looks at.
 const WINDOW: usize = 5;
@@ -174,7 +174,7 @@ impl Abr for RobustMpc {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::super::test_util::input;
+    use super::super::interface::test_util::input;
     use super::*;
 
     fn d(bytes: u64, duration_ms: f64) -> Download {

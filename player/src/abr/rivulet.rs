@@ -23,7 +23,7 @@
 //! - **Few switches.** Plans change rendition at most once (hold `a` for `m` segments,
 //!   then `c`); this prunes 6^h sequences to 36·h and rules out zig-zag plans.
 
-use super::{Abr, AbrInput};
+use super::interface::{Abr, AbrInput};
 
 /// QoE_lin stall penalty per second (also what a second of missing reserve costs).
 const REBUF_PENALTY: f64 = 4.3;
@@ -177,7 +177,7 @@ impl Abr for Rivulet {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{dl, input};
+    use super::super::interface::test_util::{dl, input};
     use super::*;
     use crate::abr::Download;
 

@@ -4,7 +4,7 @@
 //! factor, picks the rendition. Going up uses a stricter factor than staying or going
 //! down, which damps oscillation.
 
-use super::{Abr, AbrInput, Download, highest_at_most};
+use super::interface::{Abr, AbrInput, Download, highest_at_most};
 
 /// Dual-EWMA throughput estimate (bit/s), zero-bias corrected as hls.js does.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,7 +91,7 @@ impl Abr for Throughput {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::super::test_util::{dl, input};
+    use super::super::interface::test_util::{dl, input};
     use super::*;
 
     #[test]

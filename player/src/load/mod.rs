@@ -20,9 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::link::{LinkModel, NetworkSpec, Rate};
 use crate::session::clock::PlayState;
-use crate::session::fetch::ErrorKind;
 use crate::session::summary::SegmentLog;
-use crate::session::{self, Observer, SessionConfig, SessionError};
+use crate::session::{self, ErrorKind, Observer, SessionConfig};
 use report::{LoadReport, Sample, SessionRecord, aggregate};
 
 /// After the deadline, sessions get this long to wind down before they are cancelled.
@@ -63,9 +62,8 @@ pub struct LoadConfig {
     pub sessions: usize,
     pub duration_s: f64,
     pub ramp_s: f64,
+    /// Each session's link (`None`: unshaped).
     pub network: Option<NetworkSpec>,
-    /// A label for the network in reports.
-    pub network_label: String,
     pub seed: u64,
     pub shard: Option<Shard>,
 }
@@ -95,7 +93,7 @@ pub fn plan(config: &LoadConfig) -> Vec<Planned> {
         let (link, trace) = match &config.network {
             None => (LinkModel::default(), None),
             Some(NetworkSpec::Fixed(link)) => (link.clone(), None),
-            Some(NetworkSpec::Traces(traces)) => {
+            Some(NetworkSpec::Traces { traces, .. }) => {
                 let i = ((pick * traces.len() as f64) as usize).min(traces.len() - 1);
                 let trace = traces[i].clone();
                 let period = trace.times_s[trace.times_s.len() - 1] - trace.times_s[0];
@@ -268,10 +266,8 @@ async fn one_session(
             let downloads = report.segments.iter().map(|s| s.download_ms).collect();
             (record, downloads)
         }
+        // The failed request has been counted (and the live figures told) already.
         Err(e) => {
-            if let SessionError::Fetch(f) = &e {
-                stats.error(f.kind());
-            }
             record.error = Some(e.to_string());
             (record, Vec::new())
         }
@@ -350,12 +346,15 @@ pub async fn run(
     records.sort_by_key(|r| r.index);
     Ok(LoadReport {
         url: config.session.url.to_string(),
-        abr: config.session.abr.clone(),
+        abr: config.session.abr,
         sessions: config.sessions,
         shard: config.shard.map(|s| (s.index, s.count)),
         duration_s: config.duration_s,
         ramp_s: config.ramp_s,
-        network: config.network_label.clone(),
+        network: config
+            .network
+            .as_ref()
+            .map_or_else(|| "unshaped".to_owned(), ToString::to_string),
         seed: config.seed,
         aggregate: aggregate(&records, &downloads),
         records,
@@ -377,7 +376,6 @@ mod tests {
             duration_s: 60.0,
             ramp_s: 10.0,
             network,
-            network_label: String::new(),
             seed: 7,
             shard,
         }
@@ -385,8 +383,9 @@ mod tests {
 
     #[test]
     fn shards_partition_the_same_plan() {
-        let traces = NetworkSpec::Traces(
-            ["a", "b", "c"]
+        let traces = NetworkSpec::Traces {
+            dir: "traces".into(),
+            traces: ["a", "b", "c"]
                 .iter()
                 .map(|n| {
                     Arc::new(Trace {
@@ -396,7 +395,7 @@ mod tests {
                     })
                 })
                 .collect(),
-        );
+        };
         let all = plan(&config(100, None, Some(traces.clone())));
         assert_eq!(all.len(), 100);
         assert!(all.iter().all(|p| (0.0..10.0).contains(&p.start_s)));

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::session::End;
-use crate::session::summary::{Counters, Summary, pathways_text, quantile};
+use crate::abr::AbrKind;
+use crate::session::summary::{Summary, quantile};
+use crate::session::{Counters, End};
 
 /// Percentiles over sessions (nearest rank).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -85,7 +86,7 @@ pub struct Aggregate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadReport {
     pub url: String,
-    pub abr: String,
+    pub abr: AbrKind,
     /// Sessions of the whole run, and the shard this report covers (`None`: all).
     pub sessions: usize,
     pub shard: Option<(usize, usize)>,
@@ -283,7 +284,7 @@ pub fn text(r: &LoadReport) -> String {
     let _ = writeln!(
         out,
         "pathways: {} ({} sessions failed over)",
-        pathways_text(c),
+        c.pathways_text(),
         a.sessions_failed_over
     );
     let _ = writeln!(out, "errors by kind: {:?}", c.errors);
@@ -294,8 +295,7 @@ pub fn text(r: &LoadReport) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::session::fetch::ErrorKind;
-    use crate::session::summary::PathwayCounters;
+    use crate::session::{ErrorKind, PathwayCounters};
 
     #[test]
     fn percentiles_table() {
@@ -362,7 +362,7 @@ mod tests {
         let downloads = vec![10.0 * (shard + 1) as f64];
         LoadReport {
             url: "http://h/m.mpd".into(),
-            abr: "bba".into(),
+            abr: AbrKind::Bba,
             sessions: 4,
             shard: Some((shard, 2)),
             duration_s: 60.0,

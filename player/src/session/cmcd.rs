@@ -1,6 +1,7 @@
 //! Common Media Client Data (CTA-5004) sent as the `CMCD` query parameter: the keys a
 //! CDN can use to tell players apart and see their buffer and bitrate.
 
+use media::ByteRange;
 use url::Url;
 
 /// CTA-5004 object type.
@@ -34,8 +35,11 @@ pub struct Cmcd<'a> {
     pub d_ms: Option<f64>,
     /// Measured throughput, kbit/s.
     pub mtp_kbps: Option<f64>,
-    /// The next object the player will request, as a URL (made relative to this one).
+    /// The next object the player will request, as a URL (made relative to this one; left
+    /// out when it is this very object, another range of it).
     pub nor: Option<&'a Url>,
+    /// The byte range of the next request, when it is a partial object request.
+    pub nrr: Option<ByteRange>,
     pub ot: ObjectType,
     /// Session id.
     pub sid: &'a str,
@@ -48,7 +52,7 @@ fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-impl Cmcd<'_> {
+impl<'a> Cmcd<'a> {
     /// The payload for a request to `url`, keys in alphabetical order as CTA-5004 §3.2
     /// asks; `bl` rounds to 100 ms and `mtp` to 100 kbit/s (§3.3).
     pub fn value(&self, url: &Url) -> String {
@@ -71,9 +75,15 @@ impl Cmcd<'_> {
                 ((mtp / 100.0).round() * 100.0).max(0.0) as u64
             ));
         }
-        if let Some(next) = self.nor {
+        if let Some(next) = self.nor.filter(|next| !same_object(next, url)) {
             let relative = url.make_relative(next).unwrap_or_else(|| next.to_string());
             keys.push(format!("nor={}", quoted(&relative)));
+        }
+        if let Some(range) = self.nrr {
+            keys.push(format!(
+                "nrr={}",
+                quoted(&format!("{}-{}", range.offset, range.last()))
+            ));
         }
         keys.push(format!("ot={}", self.ot.token()));
         keys.push(format!("sid={}", quoted(self.sid)));
@@ -83,6 +93,22 @@ impl Cmcd<'_> {
         keys.join(",")
     }
 
+    /// What a manifest request reports: the object type, the session, and that it is
+    /// needed at once.
+    pub fn manifest(sid: &'a str) -> Self {
+        Self {
+            br_kbps: None,
+            bl_ms: None,
+            d_ms: None,
+            mtp_kbps: None,
+            nor: None,
+            nrr: None,
+            ot: ObjectType::Manifest,
+            sid,
+            su: true,
+        }
+    }
+
     /// `url` with the `CMCD` query parameter added (URL-encoded).
     pub fn apply(&self, url: &Url) -> Url {
         let value = self.value(url);
@@ -90,6 +116,11 @@ impl Cmcd<'_> {
         out.query_pairs_mut().append_pair("CMCD", &value);
         out
     }
+}
+
+/// Whether two URLs name one object (their queries, where CMCD itself goes, aside).
+fn same_object(a: &Url, b: &Url) -> bool {
+    a.as_str().split('?').next() == b.as_str().split('?').next()
 }
 
 /// A random session id shaped like a UUID v4 (CTA-5004 recommends a UUID).
@@ -122,19 +153,17 @@ mod tests {
             d_ms: Some(2000.0),
             mtp_kbps: Some(48_765.4),
             nor: Some(&next),
+            nrr: None,
             ot: ObjectType::Video,
             sid: "abc",
             su: false,
         };
-        let bare = Cmcd {
-            br_kbps: None,
-            bl_ms: None,
-            d_ms: None,
-            mtp_kbps: None,
-            nor: None,
-            ot: ObjectType::Manifest,
-            sid: "a\"b",
-            su: true,
+        let bare = Cmcd::manifest("a\"b");
+        // The next segment is another range of this file: `nrr`, and no `nor`.
+        let ranged = Cmcd {
+            nor: Some(&url),
+            nrr: ByteRange::new(834, 176_859),
+            ..full
         };
         for (cmcd, want) in [
             (
@@ -142,6 +171,10 @@ mod tests {
                 "bl=12300,br=1850,d=2000,mtp=48800,nor=\"4.m4s\",ot=v,sid=\"abc\"",
             ),
             (bare, "ot=m,sid=\"a\\\"b\",su"),
+            (
+                ranged,
+                "bl=12300,br=1850,d=2000,mtp=48800,nrr=\"834-177692\",ot=v,sid=\"abc\"",
+            ),
         ] {
             assert_eq!(cmcd.value(&url), want);
         }

@@ -1,21 +1,27 @@
-//! One HTTP GET as a player makes it, over the session's pooled client: time to first
-//! byte and to last byte, body reads paced by the session's link, `Cache-Status`, an idle
-//! timeout, and an abandonment check while the body streams in. With several pathways
-//! ([`Routes`]), a GET goes to the current one and, when it fails there, at once to the
-//! next.
+//! One HTTP GET as a player makes it, over the session's pooled client: of a whole
+//! resource or a byte range of it (RFC 9110 §14), time to first byte and to last byte,
+//! body reads paced by the session's link and handed to a [`Body`] (which may check them
+//! as media), `Cache-Status`, an idle timeout, and an abandonment check while the body
+//! streams in. With several pathways ([`Routes`]), a GET goes to the current one and, when
+//! it fails there, at once to the next.
 
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use reqwest::Client;
-use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use url::Url;
 
-use super::Observer;
+use http_rules::report::error_chain;
+use media::ByteRange;
+use media::validate::InvalidMedia;
+use reqwest::header::{CONTENT_RANGE, RANGE};
+
+use super::body::{Body, BodyError, Kept, MANIFEST_LIMIT};
 use super::cache_status::is_hit;
+use super::counters::ErrorKind;
 use super::pathway::Routes;
-use super::summary::Counters;
+use super::tally::Tally;
 use crate::link::Shaper;
 
 /// How often a download that delivers nothing is looked at (abandonment, idle timeout).
@@ -23,22 +29,6 @@ const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// Reads are released through the link shaper, and looked at, in pieces of at most this
 /// many bytes (about 0.16 s at 200 kbit/s).
 const PACE_PIECE: usize = 4096;
-
-/// What kind of failure a request met; the load report counts them by kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// 4xx answer.
-    Status4xx,
-    /// 5xx (or other non-success) answer.
-    Status5xx,
-    /// No connection, or the request could not be sent.
-    Connect,
-    /// The response body broke off or came short.
-    Body,
-    /// Nothing arrived for the idle timeout.
-    Timeout,
-}
 
 /// A request that failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +45,8 @@ pub enum FetchError {
     },
     #[error("GET {url}: nothing received for {secs} s")]
     Timeout { url: Url, secs: f64 },
+    #[error("GET {url}: not media: {reason}")]
+    Media { url: Url, reason: Box<InvalidMedia> },
 }
 
 impl FetchError {
@@ -65,36 +57,48 @@ impl FetchError {
             Self::Connect { .. } => ErrorKind::Connect,
             Self::Body { .. } => ErrorKind::Body,
             Self::Timeout { .. } => ErrorKind::Timeout,
+            Self::Media { .. } => ErrorKind::Media,
         }
     }
 
-    /// The same request will fail again (a client error other than 408 and 429).
+    /// The same request will fail again: a client error other than 408 and 429, or bytes
+    /// that are not media (the server has the wrong object under that name).
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Status { status, .. }
-            if (400..500).contains(status) && *status != 408 && *status != 429)
+        match self {
+            Self::Status { status, .. } => {
+                (400..500).contains(status) && *status != 408 && *status != 429
+            }
+            Self::Media { .. } => true,
+            Self::Connect { .. } | Self::Body { .. } | Self::Timeout { .. } => false,
+        }
     }
 
     /// Another pathway may well succeed: the host or its cache is broken (no connection,
-    /// a broken or stalled body, a 5xx) or it lacks the object (404). Other client errors
-    /// would be the same everywhere.
+    /// a broken or stalled body, a 5xx, bytes that are not the media asked for) or it
+    /// lacks the object (404). Other client errors would be the same everywhere.
     pub fn fails_over(&self) -> bool {
         match self {
             Self::Status { status, .. } => *status == 404 || *status >= 500,
-            Self::Connect { .. } | Self::Body { .. } | Self::Timeout { .. } => true,
+            Self::Connect { .. }
+            | Self::Body { .. }
+            | Self::Timeout { .. }
+            | Self::Media { .. } => true,
         }
     }
-}
 
-/// The source chain of an error on one line (reqwest's top-level message alone is vague).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
+    fn from_body(url: &Url, received: u64, e: BodyError) -> Self {
+        match e {
+            BodyError::Media(reason) => Self::Media {
+                url: url.clone(),
+                reason: Box::new(reason),
+            },
+            BodyError::TooLarge(_) => Self::Body {
+                url: url.clone(),
+                received,
+                message: e.to_string(),
+            },
+        }
     }
-    text
 }
 
 /// A download in progress, for the abandonment check.
@@ -108,11 +112,28 @@ pub struct Progress {
     pub transfer_s: f64,
 }
 
+/// Whether a `Content-Range` field value (RFC 9110 §14.4) is exactly `range`:
+/// `bytes first-last/complete-length` or `bytes first-last/*`.
+pub fn content_range_is(value: &str, range: ByteRange) -> bool {
+    let Some(spec) = value.trim().strip_prefix("bytes ") else {
+        return false;
+    };
+    let Some((span, complete)) = spec.split_once('/') else {
+        return false;
+    };
+    let complete_ok = complete == "*"
+        || complete
+            .parse::<u64>()
+            .is_ok_and(|length| length >= range.end());
+    complete_ok
+        && span.split_once('-').is_some_and(|(first, last)| {
+            first.parse() == Ok(range.offset) && last.parse() == Ok(range.last())
+        })
+}
+
 /// A completed response.
 #[derive(Debug, Clone)]
 pub struct Fetched {
-    /// The body, when asked for.
-    pub body: Option<Vec<u8>>,
     pub bytes: u64,
     /// Where the response came from (after redirects).
     pub final_url: Url,
@@ -138,7 +159,8 @@ pub enum Outcome {
     },
 }
 
-/// A session's HTTP side: the shared client, its link, its pathways, its counters.
+/// A session's HTTP side: the shared client, its link, its pathways, and the tally it
+/// counts every request into.
 #[derive(Debug)]
 pub struct Fetcher<'a> {
     client: &'a Client,
@@ -146,9 +168,8 @@ pub struct Fetcher<'a> {
     t0: Instant,
     idle_timeout: Duration,
     retries: u32,
-    observer: &'a dyn Observer,
+    tally: &'a Tally<'a>,
     routes: &'a Routes,
-    pub counters: Counters,
 }
 
 impl<'a> Fetcher<'a> {
@@ -158,7 +179,7 @@ impl<'a> Fetcher<'a> {
         t0: Instant,
         idle_timeout: Duration,
         retries: u32,
-        observer: &'a dyn Observer,
+        tally: &'a Tally<'a>,
         routes: &'a Routes,
     ) -> Self {
         Self {
@@ -167,9 +188,8 @@ impl<'a> Fetcher<'a> {
             t0,
             idle_timeout,
             retries,
-            observer,
+            tally,
             routes,
-            counters: Counters::default(),
         }
     }
 
@@ -181,18 +201,22 @@ impl<'a> Fetcher<'a> {
         self.routes
     }
 
+    pub fn tally(&self) -> &'a Tally<'a> {
+        self.tally
+    }
+
     fn now_s(&self) -> f64 {
         self.t0.elapsed().as_secs_f64()
     }
 
     /// Counts a failed attempt.
-    pub fn failed(&mut self, e: &FetchError) {
-        *self.counters.errors.entry(e.kind()).or_default() += 1;
-        self.observer.error(e.kind());
+    pub fn failed(&self, e: &FetchError) {
+        self.tally.failed(e.kind());
     }
 
-    /// GETs `url`, keeping the body when `keep_body`. `check` sees the download after
-    /// every piece read and every 200 ms without data; returning a rendition abandons it.
+    /// GETs `url` (only `range` of it, when given), its body handed to `body`. `check`
+    /// sees the download after every piece read and every 200 ms without data; returning a
+    /// rendition abandons it.
     ///
     /// When `url` lives on a pathway, the request goes to the current one; a failure that
     /// another pathway may not have ([`FetchError::fails_over`]) penalises it and sends the
@@ -201,16 +225,17 @@ impl<'a> Fetcher<'a> {
     pub async fn get(
         &mut self,
         url: &Url,
-        keep_body: bool,
+        range: Option<ByteRange>,
+        body: &mut dyn Body,
         check: &mut (dyn FnMut(&Progress) -> Option<usize> + Send),
     ) -> Result<Outcome, FetchError> {
         let Some((mut pathway, mut target)) = self.routes.route(url, &[], self.now_s()) else {
-            return self.get_from(url, None, keep_body, check).await;
+            return self.get_from(url, None, range, body, check).await;
         };
         let mut tried = Vec::new();
         loop {
             let mut result = self
-                .get_from(&target, Some(&pathway), keep_body, check)
+                .get_from(&target, Some(&pathway), range, body, check)
                 .await;
             if let Ok(Outcome::Done(f)) = &mut result {
                 f.failovers = u32::try_from(tried.len()).unwrap_or(u32::MAX);
@@ -225,29 +250,26 @@ impl<'a> Fetcher<'a> {
                 return result;
             };
             self.failed(e);
-            self.counters.failovers += 1;
+            self.tally.failover();
             tracing::warn!(error = %e, to = %next.0, "failing over");
             (pathway, target) = next;
         }
     }
 
-    /// One GET of `url`, counted for `pathway` when it goes over one.
+    /// One GET of `url`, its bytes counted (for `pathway` too, when it goes over one).
     async fn get_from(
         &mut self,
         url: &Url,
         pathway: Option<&str>,
-        keep_body: bool,
+        range: Option<ByteRange>,
+        body: &mut dyn Body,
         check: &mut (dyn FnMut(&Progress) -> Option<usize> + Send),
     ) -> Result<Outcome, FetchError> {
         let mut loaded = 0;
-        let mut result = self.get_once(url, keep_body, check, &mut loaded).await;
-        if let Some(p) = pathway {
-            let counters = self.counters.pathways.entry(p.to_owned()).or_default();
-            counters.requests += 1;
-            counters.bytes += loaded;
-            if let Ok(Outcome::Done(f)) = &mut result {
-                f.pathway = Some(p.to_owned());
-            }
+        let mut result = self.get_once(url, range, body, check, &mut loaded).await;
+        self.tally.received(loaded, pathway);
+        if let (Some(p), Ok(Outcome::Done(f))) = (pathway, &mut result) {
+            f.pathway = Some(p.to_owned());
         }
         result
     }
@@ -256,24 +278,28 @@ impl<'a> Fetcher<'a> {
     async fn get_once(
         &mut self,
         url: &Url,
-        keep_body: bool,
+        range: Option<ByteRange>,
+        body: &mut dyn Body,
         check: &mut (dyn FnMut(&Progress) -> Option<usize> + Send),
         loaded: &mut u64,
     ) -> Result<Outcome, FetchError> {
-        self.counters.requests += 1;
-        self.observer.request();
+        self.tally.request();
         let sent = Instant::now();
         let requested_at_s = self.now_s();
         let timed_out = |url: &Url, secs: f64| FetchError::Timeout {
             url: url.clone(),
             secs,
         };
-        let response = match timeout(self.idle_timeout, self.client.get(url.clone()).send()).await {
+        let mut request = self.client.get(url.clone());
+        if let Some(r) = range {
+            request = request.header(RANGE, format!("bytes={}-{}", r.offset, r.last()));
+        }
+        let response = match timeout(self.idle_timeout, request.send()).await {
             Err(_) => return Err(timed_out(url, self.idle_timeout.as_secs_f64())),
             Ok(Err(e)) => {
                 return Err(FetchError::Connect {
                     url: url.clone(),
-                    message: chain(&e),
+                    message: error_chain(&e),
                 });
             }
             Ok(Ok(r)) => r,
@@ -290,8 +316,7 @@ impl<'a> Fetcher<'a> {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         if let Some(value) = &cache_status {
-            self.counters.cache_lookups += 1;
-            self.counters.cache_hits += u64::from(is_hit(value));
+            self.tally.cache_status(is_hit(value));
         }
         if !status.is_success() {
             return Err(FetchError::Status {
@@ -299,9 +324,29 @@ impl<'a> Fetcher<'a> {
                 status: status.as_u16(),
             });
         }
+        if let Some(r) = range {
+            // A server that ignores Range (200) or answers another range sends other bytes
+            // than those asked for (RFC 9110 §15.3.7).
+            let answered = response
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| status.as_u16() == 206 && content_range_is(v, r));
+            if answered.is_none() {
+                return Err(FetchError::Body {
+                    url: url.clone(),
+                    received: 0,
+                    message: format!(
+                        "asked for bytes {}-{}, got HTTP {status} without that Content-Range",
+                        r.offset,
+                        r.last()
+                    ),
+                });
+            }
+        }
         let final_url = response.url().clone();
         let expected = response.content_length();
-        let mut body = keep_body.then(Vec::new);
+        body.start().map_err(|e| FetchError::from_body(url, 0, e))?;
         let mut last_data = Instant::now();
         let mut stream = response.bytes_stream();
         let progress = |loaded| Progress {
@@ -321,10 +366,8 @@ impl<'a> Fetcher<'a> {
                         let release = self.shaper.release_at(self.now_s(), n);
                         sleep_until(self.t0 + Duration::from_secs_f64(release)).await;
                         *loaded += n;
-                        self.counters.bytes += n;
-                        if let Some(body) = &mut body {
-                            body.extend_from_slice(piece);
-                        }
+                        body.piece(piece)
+                            .map_err(|e| FetchError::from_body(url, *loaded, e))?;
                         if let Some(to) = check(&progress(*loaded)) {
                             return Ok(Outcome::Abandoned { to });
                         }
@@ -335,7 +378,7 @@ impl<'a> Fetcher<'a> {
                     return Err(FetchError::Body {
                         url: url.clone(),
                         received: *loaded,
-                        message: chain(&e),
+                        message: error_chain(&e),
                     });
                 }
                 Ok(None) => break,
@@ -356,8 +399,9 @@ impl<'a> Fetcher<'a> {
                 message: format!("Content-Length is {expected}"),
             });
         }
+        body.end()
+            .map_err(|e| FetchError::from_body(url, *loaded, e))?;
         Ok(Outcome::Done(Fetched {
-            body,
             bytes: *loaded,
             final_url,
             requested_at_s,
@@ -369,16 +413,17 @@ impl<'a> Fetcher<'a> {
         }))
     }
 
-    /// GETs `url` whole (a manifest, an init or audio segment: nothing to abandon),
-    /// retrying failures that may heal with backoff.
+    /// GETs `url` (or `range` of it) to the end (a manifest, an index, an init or audio
+    /// segment: nothing to abandon), retrying failures that may heal with backoff.
     pub async fn get_retrying(
         &mut self,
         url: &Url,
-        keep_body: bool,
+        range: Option<ByteRange>,
+        body: &mut dyn Body,
     ) -> Result<Fetched, FetchError> {
         let mut failures = 0;
         loop {
-            match self.get(url, keep_body, &mut |_| None).await {
+            match self.get(url, range, body, &mut |_| None).await {
                 Ok(Outcome::Done(f)) => return Ok(f),
                 Ok(Outcome::Abandoned { .. }) => unreachable!("the check never abandons"),
                 Err(e) => {
@@ -396,9 +441,12 @@ impl<'a> Fetcher<'a> {
 
     /// GETs a text body (a manifest); returns it with the URL it came from.
     pub async fn get_text(&mut self, url: &Url) -> Result<(String, Url), FetchError> {
-        let f = self.get_retrying(url, true).await?;
-        let text = String::from_utf8_lossy(&f.body.unwrap_or_default()).into_owned();
-        Ok((text, f.final_url))
+        let mut kept = Kept::new(MANIFEST_LIMIT);
+        let f = self.get_retrying(url, None, &mut kept).await?;
+        Ok((
+            String::from_utf8_lossy(&kept.bytes).into_owned(),
+            f.final_url,
+        ))
     }
 }
 
@@ -456,10 +504,37 @@ mod tests {
                 false,
                 true,
             ),
+            (
+                FetchError::Media {
+                    url: url.clone(),
+                    reason: Box::new(InvalidMedia::NoInit),
+                },
+                ErrorKind::Media,
+                true,
+                true,
+            ),
         ] {
             assert_eq!(e.kind(), kind, "{e}");
             assert_eq!(e.is_permanent(), permanent, "{e}");
             assert_eq!(e.fails_over(), fails_over, "{e}");
+        }
+    }
+
+    #[test]
+    fn content_range_table() {
+        let r = ByteRange::new(834, 176_859).unwrap();
+        for (value, want) in [
+            ("bytes 834-177692/995287", true),
+            ("bytes 834-177692/*", true),
+            ("bytes 834-177692/177693", true),
+            ("bytes 834-177692/177692", false),
+            ("bytes 834-177691/995287", false),
+            ("bytes 0-177692/995287", false),
+            ("bytes */995287", false),
+            ("items 834-177692/995287", false),
+            ("bytes 834-177692", false),
+        ] {
+            assert_eq!(content_range_is(value, r), want, "{value}");
         }
     }
 

@@ -5,11 +5,12 @@
 //! fail over.
 
 use media::model::{MediaType, Presentation, PresentationKind, Rendition};
-use media::{Delivery, MediaError, SteeringProtocol, dash, hls};
+use media::{ByteRange, Container, Delivery, MediaError, SteeringProtocol, dash, hls};
 use url::Url;
 
-use super::SessionError;
+use super::body::{INDEX_LIMIT, Kept};
 use super::fetch::Fetcher;
+use super::outcome::SessionError;
 use super::steering::SteeringStart;
 
 /// One media segment, as every rendition has it at the same position.
@@ -20,6 +21,10 @@ pub struct TrackSegment {
     pub start_s: f64,
     pub duration_s: f64,
     pub url: Url,
+    /// The part of `url` that is this segment, when it is not all of it.
+    pub range: Option<ByteRange>,
+    /// Its timestamps need not continue the previous segment's.
+    pub discontinuity: bool,
 }
 
 /// One video rendition ready to fetch.
@@ -27,9 +32,14 @@ pub struct TrackSegment {
 pub struct TrackRendition {
     pub id: String,
     /// Declared peak bitrate (HLS `BANDWIDTH`, DASH `@bandwidth`), bit/s: what hls.js and
-    /// dash.js decide on.
+    /// dash.js decide on. Without one, the mean of the segment sizes the manifest gives
+    /// (byte ranges, `sidx`), 0 when it gives none.
     pub bitrate_bps: u64,
+    /// No bitrate was declared: each segment's is its size over its duration.
+    pub measured: bool,
     pub init: Option<Url>,
+    pub init_range: Option<ByteRange>,
+    pub container: Container,
     pub segments: Vec<TrackSegment>,
 }
 
@@ -56,6 +66,14 @@ pub struct Track {
 impl Track {
     pub fn bitrates_bps(&self) -> Vec<u64> {
         self.renditions.iter().map(|r| r.bitrate_bps).collect()
+    }
+
+    /// A fresh check of each video rendition's segments (`media::validate`).
+    pub fn checks(&self) -> Vec<media::validate::RenditionCheck> {
+        self.renditions
+            .iter()
+            .map(|r| media::validate::RenditionCheck::new(r.container))
+            .collect()
     }
 
     /// The first number every video rendition lists.
@@ -136,10 +154,27 @@ fn parse_url(manifest: &Url, uri: &str) -> Result<Url, SessionError> {
     })
 }
 
+/// The mean bitrate of `r`'s segments from their sizes, when the manifest gives them all.
+fn bitrate_from_sizes(r: &Rendition) -> Option<u64> {
+    let (bytes, seconds) = r
+        .segments
+        .iter()
+        .try_fold((0u64, 0.0), |(b, d), s| Some((b + s.size?, d + s.duration)))?;
+    (seconds > 0.0).then(|| (bytes as f64 * 8.0 / seconds).round() as u64)
+}
+
 fn track_rendition(url: &Url, r: &Rendition) -> Result<TrackRendition, SessionError> {
+    let measured = r.bandwidth_peak == 0;
     Ok(TrackRendition {
         id: r.id.clone(),
-        bitrate_bps: r.bandwidth_peak,
+        bitrate_bps: if measured {
+            bitrate_from_sizes(r).unwrap_or(0)
+        } else {
+            r.bandwidth_peak
+        },
+        measured,
+        init_range: r.init_range,
+        container: r.container,
         init: r
             .init_uri
             .as_deref()
@@ -154,6 +189,8 @@ fn track_rendition(url: &Url, r: &Rendition) -> Result<TrackRendition, SessionEr
                     start_s: s.start,
                     duration_s: s.duration,
                     url: parse_url(url, &s.uri)?,
+                    range: s.range,
+                    discontinuity: s.discontinuity,
                 })
             })
             .collect::<Result<_, SessionError>>()?,
@@ -250,8 +287,9 @@ pub async fn load(
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let mpd = dash::parse_mpd(&text, base.as_str(), now).map_err(manifest_error(url))?;
+        let mut mpd = dash::parse_mpd(&text, base.as_str(), now).map_err(manifest_error(url))?;
         fetcher.routes().install(&mpd.delivery);
+        read_segment_indexes(fetcher, url, &mut mpd).await?;
         (mpd, SteeringProtocol::Dash)
     } else {
         return Err(SessionError::NotAManifest {
@@ -262,6 +300,35 @@ pub async fn load(
     let mut track = track_of(url, &presentation)?;
     track.steering = steering_start(&presentation.delivery, &base, protocol)?;
     Ok(track)
+}
+
+/// The renditions a session plays (every video one and the first audio one) whose
+/// segments a segment index lists (DASH `SegmentBase`): fetches each index and lists them.
+async fn read_segment_indexes(
+    fetcher: &mut Fetcher<'_>,
+    url: &Url,
+    presentation: &mut Presentation,
+) -> Result<(), SessionError> {
+    let first_audio = presentation
+        .renditions
+        .iter()
+        .position(|r| r.media_type == MediaType::Audio);
+    for (i, r) in presentation.renditions.iter_mut().enumerate() {
+        let Some(index) = &r.segment_index else {
+            continue;
+        };
+        if r.media_type == MediaType::Audio && Some(i) != first_audio {
+            continue;
+        }
+        let index_url = parse_url(url, &index.uri)?;
+        let mut kept = Kept::new(INDEX_LIMIT);
+        fetcher
+            .get_retrying(&index_url, Some(index.range), &mut kept)
+            .await?;
+        r.index_segments(&kept.bytes)
+            .map_err(manifest_error(&index_url))?;
+    }
+    Ok(())
 }
 
 async fn load_hls(
@@ -286,7 +353,10 @@ async fn load_hls(
             codecs: media::Codecs::default(),
             sample_rate: None,
             init_uri: None,
+            init_range: None,
+            container: Container::Fmp4,
             playlist_uri: Some(base.to_string()),
+            segment_index: None,
             segments: Vec::new(),
         }];
         (only, Delivery::default())
@@ -327,6 +397,8 @@ async fn load_hls(
         }
         r.segments = info.segments;
         r.init_uri = info.init_uri;
+        r.init_range = info.init_range;
+        r.container = info.container;
     }
     Ok(Presentation {
         kind: if live {
@@ -361,7 +433,10 @@ mod tests {
             codecs: media::Codecs::default(),
             sample_rate: None,
             init_uri: Some(format!("http://h/{id}/init.mp4")),
+            init_range: None,
+            container: Container::Fmp4,
             playlist_uri: None,
+            segment_index: None,
             segments: (0..segments)
                 .map(|i| Segment {
                     number: i as u64 + 1,
@@ -369,6 +444,7 @@ mod tests {
                     duration: 2.0,
                     size: None,
                     uri: format!("http://h/{id}/{}.m4s", i + 1),
+                    ..Default::default()
                 })
                 .collect(),
         }

@@ -4,7 +4,7 @@
 //! A session keeps the pathways in the order the steering server last gave
 //! ([`Pathways::steer`], which drops unlisted ones as HLS §7.2 asks), the default pathway
 //! first until then. A request goes to the first pathway of that order that is not
-//! penalised; a pathway that fails a request (see [`super::fetch::FetchError::fails_over`])
+//! penalised; a pathway that fails a request (see `FetchError::fails_over`)
 //! is penalised for `penalty_s`, which moves it to the end of the order, as hls.js's
 //! content-steering controller does when it drops a failed pathway from its priority. The
 //! steering server does not know about our failure, so its next manifest does not lift
@@ -145,8 +145,6 @@ struct RouteState {
     pathways: Option<Pathways>,
     /// The session's latest throughput measurement, bit/s, for the steering server.
     throughput_bps: Option<u64>,
-    steering_fetches: u64,
-    steering_errors: u64,
 }
 
 impl Routes {
@@ -205,19 +203,6 @@ impl Routes {
 
     pub fn throughput(&self) -> Option<u64> {
         self.lock().throughput_bps
-    }
-
-    /// Counts a steering manifest request, and whether it failed.
-    pub fn count_steering(&self, failed: bool) {
-        let mut state = self.lock();
-        state.steering_fetches += 1;
-        state.steering_errors += u64::from(failed);
-    }
-
-    /// Steering manifest requests so far, and how many failed.
-    pub fn steering_counts(&self) -> (u64, u64) {
-        let state = self.lock();
-        (state.steering_fetches, state.steering_errors)
     }
 }
 

@@ -13,12 +13,14 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use http_rules::report::error_chain;
 use media::{SteeringManifest, SteeringProtocol};
 use reqwest::Client;
 use tokio::time::{Instant, sleep_until, timeout};
 use url::Url;
 
 use super::pathway::Routes;
+use super::tally::Tally;
 
 /// How long one steering request may take: the first one holds start-up, so a steering
 /// server that has not answered by then is counted as failed.
@@ -120,6 +122,7 @@ enum SteeringError {
 pub struct SteeringClient<'a> {
     client: &'a Client,
     routes: &'a Routes,
+    tally: &'a Tally<'a>,
     protocol: SteeringProtocol,
     schedule: Schedule,
     /// The session's start, and when the next fetch is due (s since then).
@@ -128,10 +131,17 @@ pub struct SteeringClient<'a> {
 }
 
 impl<'a> SteeringClient<'a> {
-    pub fn new(client: &'a Client, routes: &'a Routes, start: SteeringStart, t0: Instant) -> Self {
+    pub fn new(
+        client: &'a Client,
+        routes: &'a Routes,
+        tally: &'a Tally<'a>,
+        start: SteeringStart,
+        t0: Instant,
+    ) -> Self {
         Self {
             client,
             routes,
+            tally,
             protocol: start.protocol,
             schedule: Schedule::new(start.url),
             t0,
@@ -167,7 +177,7 @@ impl<'a> SteeringClient<'a> {
             self.routes.throughput(),
         );
         let result = self.get(url.clone()).await;
-        self.routes.count_steering(result.is_err());
+        self.tally.steering(result.is_err());
         let fetched = match result {
             Ok(m) => {
                 let first = self.routes.steer(&m.priority, self.now_s());
@@ -175,7 +185,8 @@ impl<'a> SteeringClient<'a> {
                 Some(m)
             }
             Err(e) => {
-                tracing::warn!(%url, error = %e, "steering manifest: keeping the current order");
+                let error = error_chain(&e);
+                tracing::warn!(%url, error, "steering manifest: keeping the current order");
                 None
             }
         };

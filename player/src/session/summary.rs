@@ -1,13 +1,11 @@
 //! What a session measured, segment by segment, and the summary computed from it:
-//! start-up delay, rebuffering, bitrate, switches, QoE_lin (`shared/abr/README.md`), bytes,
+//! start-up delay, rebuffering, bitrate, switches, QoE_lin (`tests/data/abr/README.md`), bytes,
 //! the cache hit ratio, and traffic by pathway. Pure functions over the logs.
-
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::clock::Stall;
-use super::fetch::ErrorKind;
+use super::counters::Counters;
 
 /// QoE_lin penalty per second of rebuffering.
 pub const REBUFFER_PENALTY: f64 = 4.3;
@@ -57,64 +55,6 @@ pub struct SegmentLog {
     /// Pathways its successful request failed on first (each left at once for the next).
     #[serde(default)]
     pub failovers: u32,
-}
-
-/// Traffic over one pathway.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PathwayCounters {
-    /// Requests sent over it, failed ones included.
-    pub requests: u64,
-    /// Body bytes received over it, abandoned and failed downloads included.
-    pub bytes: u64,
-}
-
-/// Counts a session keeps beside its segment logs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Counters {
-    /// Requests sent (manifests, init and media segments, retries included).
-    pub requests: u64,
-    /// Body bytes received, abandoned and failed downloads included.
-    pub bytes: u64,
-    /// Responses carrying `Cache-Status`, and those reporting a hit.
-    pub cache_lookups: u64,
-    pub cache_hits: u64,
-    /// Failed attempts (retried, or ending the session), by kind.
-    pub errors: BTreeMap<ErrorKind, u64>,
-    /// Downloads abandoned for a lower rendition.
-    pub abandoned: u64,
-    /// Traffic by pathway id (empty when the presentation has one delivery path).
-    #[serde(default)]
-    pub pathways: BTreeMap<String, PathwayCounters>,
-    /// Requests moved to another pathway after failing on one.
-    #[serde(default)]
-    pub failovers: u64,
-    /// Steering manifest requests, and those that failed (not in `requests`/`errors`).
-    #[serde(default)]
-    pub steering_fetches: u64,
-    #[serde(default)]
-    pub steering_errors: u64,
-}
-
-impl Counters {
-    /// Adds `other`'s counts to these.
-    pub fn add(&mut self, other: &Self) {
-        self.requests += other.requests;
-        self.bytes += other.bytes;
-        self.cache_lookups += other.cache_lookups;
-        self.cache_hits += other.cache_hits;
-        self.abandoned += other.abandoned;
-        for (kind, n) in &other.errors {
-            *self.errors.entry(*kind).or_default() += n;
-        }
-        for (id, c) in &other.pathways {
-            let total = self.pathways.entry(id.clone()).or_default();
-            total.requests += c.requests;
-            total.bytes += c.bytes;
-        }
-        self.failovers += other.failovers;
-        self.steering_fetches += other.steering_fetches;
-        self.steering_errors += other.steering_errors;
-    }
 }
 
 /// A session's figures.
@@ -226,7 +166,7 @@ impl Summary {
                         )
                     }),
             ),
-            ("pathways", pathways_text(&self.counters)),
+            ("pathways", self.counters.pathways_text()),
             (
                 "errors",
                 format!(
@@ -244,26 +184,6 @@ impl Summary {
             })
             .collect()
     }
-}
-
-/// Traffic by pathway, failovers and steering fetches on one line; `-` with one
-/// delivery path.
-pub fn pathways_text(c: &Counters) -> String {
-    if c.pathways.is_empty() && c.steering_fetches == 0 {
-        return "- (one delivery path)".to_owned();
-    }
-    let each: Vec<String> = c
-        .pathways
-        .iter()
-        .map(|(id, p)| format!("{id} {} req {:.2} MB", p.requests, p.bytes as f64 / 1e6))
-        .collect();
-    format!(
-        "{}; {} failovers; {} steering fetches ({} failed)",
-        each.join(", "),
-        c.failovers,
-        c.steering_fetches,
-        c.steering_errors
-    )
 }
 
 /// Playback figures the summary needs, read off the clock at the end.
@@ -466,34 +386,5 @@ pub(crate) mod tests {
         let none = summarise(&[], &figures(&[], 0.0), &Counters::default(), 0.0);
         assert_eq!(none.cache_hit_ratio, None);
         assert_eq!(none.rebuffer_ratio, 0.0);
-    }
-
-    #[test]
-    fn counters_add_up_by_pathway() {
-        let one = |id: &str, requests, bytes| Counters {
-            requests,
-            bytes,
-            pathways: [(id.to_owned(), PathwayCounters { requests, bytes })].into(),
-            failovers: 1,
-            steering_fetches: 2,
-            ..Counters::default()
-        };
-        let mut total = one("a", 3, 100);
-        total.add(&one("b", 2, 50));
-        total.add(&one("a", 1, 10));
-        assert_eq!((total.requests, total.bytes, total.failovers), (6, 160, 3));
-        assert_eq!(
-            total.pathways["a"],
-            PathwayCounters {
-                requests: 4,
-                bytes: 110
-            }
-        );
-        assert_eq!(total.pathways["b"].bytes, 50);
-        assert_eq!(
-            pathways_text(&total),
-            "a 4 req 0.00 MB, b 2 req 0.00 MB; 3 failovers; 6 steering fetches (0 failed)"
-        );
-        assert_eq!(pathways_text(&Counters::default()), "- (one delivery path)");
     }
 }

@@ -1,5 +1,5 @@
 //! Deterministic trace-driven simulator in virtual time, following the rules of
-//! Pensieve's `test/fixed_env.py` (see `shared/abr/README.md`, "Simulator rules"), so
+//! Pensieve's `test/fixed_env.py` (see `tests/data/abr/README.md`, "Simulator rules"), so
 //! that the reference algorithms reproduce the reference logs to the last bit.
 //!
 //! Everything here is a pure function over plain data; reading files lives in [`load`],
@@ -101,9 +101,6 @@ pub enum SimError {
     /// Input files are missing or malformed.
     #[error(transparent)]
     Load(#[from] load::LoadError),
-    /// No such algorithm.
-    #[error(transparent)]
-    UnknownAbr(#[from] crate::abr::UnknownAbr),
     /// The video lists fewer chunks than the rules play, or the first quality is missing.
     #[error(
         "video has {have} chunks × {renditions} renditions; the rules need {need} chunks and rendition {first}"

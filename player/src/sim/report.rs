@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{ChunkLog, Rules, SimError, Trace, Video, simulate};
-use crate::abr::by_name;
+use crate::abr::AbrKind;
 
 /// One trace's figures over chunks 1.. (chunk 0, the forced start-up chunk, is skipped).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,8 +57,8 @@ pub fn score(name: &str, logs: &[ChunkLog]) -> TraceScore {
 /// One algorithm over one set of traces.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SetReport {
-    /// Algorithm name.
-    pub abr: String,
+    /// The algorithm.
+    pub abr: AbrKind,
     /// Number of traces.
     pub traces: usize,
     /// Mean over traces of QoE per chunk (chunk 0 skipped).
@@ -96,10 +96,10 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 /// Summarises per-trace scores.
-pub fn summarise(abr: &str, per_trace: Vec<TraceScore>) -> SetReport {
+pub fn summarise(abr: AbrKind, per_trace: Vec<TraceScore>) -> SetReport {
     let col = |f: fn(&TraceScore) -> f64| per_trace.iter().map(f).collect::<Vec<f64>>();
     SetReport {
-        abr: abr.to_owned(),
+        abr,
         traces: per_trace.len(),
         qoe_per_chunk_mean: mean(col(|t| t.qoe_per_chunk).into_iter()),
         qoe_per_chunk_median: median(col(|t| t.qoe_per_chunk)),
@@ -113,17 +113,17 @@ pub fn summarise(abr: &str, per_trace: Vec<TraceScore>) -> SetReport {
     }
 }
 
-/// Runs the algorithm named `abr` (a fresh instance per trace) over every trace.
+/// Runs the algorithm `abr` (a fresh instance per trace) over every trace.
 pub fn run_set(
     traces: &[Trace],
     video: &Video,
     rules: &Rules,
-    abr: &str,
+    abr: AbrKind,
 ) -> Result<SetReport, SimError> {
     let per_trace = traces
         .iter()
         .map(|t| {
-            let mut algo = by_name(abr)?;
+            let mut algo = abr.build();
             Ok(score(&t.name, &simulate(t, video, rules, algo.as_mut())?))
         })
         .collect::<Result<Vec<_>, SimError>>()?;
@@ -197,7 +197,10 @@ mod tests {
 
     #[test]
     fn json_has_the_documented_fields() {
-        let r = summarise("bba", vec![score("t", &[chunk(1, 750_000, 0.0, 0.75)])]);
+        let r = summarise(
+            AbrKind::Bba,
+            vec![score("t", &[chunk(1, 750_000, 0.0, 0.75)])],
+        );
         let v = serde_json::to_value(&r).unwrap_or_default();
         for key in [
             "abr",
