@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 
 use http::header::{
-    IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
+    CONNECTION, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
 };
 use http::request::Parts;
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderValue, Method};
+use http_rules::framing::request_announces_body;
 use http_rules::report::error_chain;
 use tracing::{debug, warn};
 
@@ -28,9 +29,15 @@ pub fn forwarded_headers(st: &AppState, parts: &Parts) -> HeaderMap {
 
 /// Request headers for a cache fill: the client's, forwarded, minus its own
 /// conditionals and range (the fill fetches the whole representation, and adds
-/// validators of the stored response itself).
+/// validators of the stored response itself). A fill never carries a body; when the
+/// client announced one anyway, the fill also asks for a connection of its own
+/// (`Connection: close`), so that whatever the upstream makes of that request, no
+/// other request ever follows it on the same connection.
 pub fn fill_headers(st: &AppState, parts: &Parts) -> HeaderMap {
     let mut h = forwarded_headers(st, parts);
+    if request_announces_body(&parts.headers) {
+        h.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     for name in [
         IF_MATCH,
         IF_NONE_MATCH,

@@ -4,11 +4,16 @@
 //! response carries one [`Outcome`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use futures::StreamExt;
+use http::header::CONNECTION;
 use http::request::Parts;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_body::Body as _;
 
 use crate::admin;
 use crate::decide::{
@@ -52,8 +57,49 @@ async fn serve(st: Arc<AppState>, req: Request) -> Response {
             )
         }
         Route::Pass => pass(&st, &parts, Some(body), Phase::Bypass).await,
-        Route::Cache => cached(&st, &parts, &incoming).await,
+        Route::Cache => {
+            let close = discard_body(body, st.cfg.header_read_timeout);
+            let mut response = cached(&st, &parts, &incoming).await;
+            if close {
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        }
     }
+}
+
+/// The most a GET or HEAD body is read for, only to keep its connection usable.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+
+/// Disposes of the body of a GET or HEAD, which the edge never forwards (it has no
+/// defined meaning there, RFC 9110 §9.3.1, §9.3.2). A small body is read and dropped
+/// in the background, for at most `within`, so that its connection can carry the next
+/// request; anything larger, slower or endless is dropped unread, and hyper then
+/// closes the connection after the answer instead of reading the rest as the next
+/// request (RFC 9112 §9.6). Returns whether the answer should say `Connection: close`.
+fn discard_body(body: Body, within: Duration) -> bool {
+    if body.is_end_stream() {
+        return false;
+    }
+    if body.size_hint().lower() > DRAIN_LIMIT {
+        return true;
+    }
+    tokio::spawn(async move {
+        let mut data = body.into_data_stream();
+        let mut read = 0;
+        let drained = async {
+            while let Some(Ok(chunk)) = data.next().await {
+                read += chunk.len() as u64;
+                if read > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(within, drained).await;
+    });
+    false
 }
 
 /// A GET or HEAD: from the store, or through a fill.

@@ -2,7 +2,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::header::{CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
+};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::Config;
@@ -88,6 +90,11 @@ pub fn loops_through(headers: &HeaderMap, node: &str) -> bool {
 /// `Host` (the client sets the upstream's), plus `Via`, `X-Forwarded-For` and
 /// `Forwarded` (RFC 7239) naming the client, and this node added to `CDN-Loop`
 /// (RFC 8586). A received `Edge-Peer` concerns only the hop it came over.
+///
+/// No framing field either: the client's `Content-Length` described the body the
+/// client sent, and the edge frames what it sends itself (RFC 9112 §6.3). Forwarding it
+/// on a request sent without that body made the upstream read the next request on
+/// the pooled connection as the missing body (issue 14, request desync).
 pub fn forward_headers(
     client_headers: &HeaderMap,
     peer: Option<SocketAddr>,
@@ -96,6 +103,7 @@ pub fn forward_headers(
 ) -> HeaderMap {
     let mut h = client_headers.clone();
     strip_hop_by_hop(&mut h);
+    h.remove(CONTENT_LENGTH);
     let host = h.remove(HOST);
     h.remove(EDGE_PEER);
     h.append(VIA, via.clone());
@@ -167,6 +175,7 @@ mod tests {
         h.insert(HOST, HeaderValue::from_static("edge.example"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         h.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("5"));
         h.insert(CDN_LOOP, HeaderValue::from_static("parent-cdn"));
         h.insert(EDGE_PEER, HeaderValue::from_static("e0"));
         let out = forward_headers(
@@ -177,6 +186,7 @@ mod tests {
         );
         assert!(out.get(HOST).is_none());
         assert!(out.get(CONNECTION).is_none());
+        assert!(out.get(http::header::CONTENT_LENGTH).is_none());
         assert_eq!(out["x-forwarded-for"], "10.0.0.1, ::1");
         assert_eq!(
             out["forwarded"],

@@ -2,6 +2,8 @@
 //! 127.0.0.1 with ephemeral ports.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod hostile;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
