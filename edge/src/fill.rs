@@ -25,6 +25,8 @@ pub enum FillError {
     Connect,
     #[error("upstream request failed")]
     Upstream,
+    #[error("upstream response framing is invalid")]
+    Framing,
     #[error("upstream body cut short")]
     Truncated,
     #[error("cache fill aborted")]

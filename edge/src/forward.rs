@@ -8,7 +8,7 @@ use http::header::{
 };
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method};
-use http_rules::framing::request_announces_body;
+use http_rules::framing::{check_response_framing, request_announces_body};
 use http_rules::report::error_chain;
 use tracing::{debug, warn};
 
@@ -73,7 +73,15 @@ async fn send(
             debug!(error = %error_chain(&e), "upstream request failed");
             Err(FillError::Upstream)
         }
-        Ok(Ok(r)) => Ok(r),
+        // RFC 9112 §6.3: a response whose length cannot be trusted is refused whole
+        // (dropping it unread also drops its connection, never reused).
+        Ok(Ok(r)) => match check_response_framing(r.headers()) {
+            Ok(()) => Ok(r),
+            Err(e) => {
+                warn!(%url, error = %e, "refusing an upstream response");
+                Err(FillError::Framing)
+            }
+        },
     }
 }
 
