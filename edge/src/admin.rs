@@ -26,8 +26,12 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let store = StoreSize {
         entries: st.store.entry_count(),
         bytes: st.store.weighted_size(),
+        filling: st.fill_budget.used(),
     };
-    let Ok(body) = st.metrics.encode(store, &st.membership(), st.draining()) else {
+    let encoded = st
+        .metrics
+        .encode(store, &st.cfg.connections, &st.membership(), st.draining());
+    let Ok(body) = encoded else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed");
     };
     (

@@ -150,10 +150,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use std::time::Duration;
 
-    use bytes::Bytes;
     use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
     use super::*;
+    use crate::body::Payload;
     use crate::policy::Heuristic;
 
     /// Stored at second 1000 (requested and received then), with these headers.
@@ -170,7 +170,12 @@ mod tests {
 
     fn entry(fields: &[(&str, &str)]) -> Entry {
         let keep = Duration::from_secs(3600);
-        Entry::new(head(fields), Bytes::new(), keep, StaleDefaults::default())
+        Entry::new(
+            head(fields),
+            Payload::default(),
+            keep,
+            StaleDefaults::default(),
+        )
     }
 
     fn get() -> Incoming {

@@ -147,7 +147,7 @@ fn from_store(
         st,
         parts,
         &entry.head,
-        Src::Bytes(&entry.body),
+        Src::Stored(&entry.body),
         outcome,
         served.age,
     )
@@ -176,10 +176,19 @@ async fn fetch(
         st.metrics.coalesced_waiters.inc();
     }
     match fill.wait_head(st.head_wait()).await {
-        HeadEvent::Stream { head, status } => {
+        HeadEvent::Stream {
+            head,
+            status,
+            stored,
+        } => {
             if !leader && !same_variant(&head.vary, primary, &fill.leader_headers, &parts.headers) {
                 return pass(st, parts, None, Phase::Miss).await;
             }
+            // A fill that streams without storing lets go of what its readers took:
+            // a latecomer fetches its own.
+            let Some(reader) = fill.attach() else {
+                return pass(st, parts, None, Phase::Miss).await;
+            };
             let phase = match (leader, &stale) {
                 (false, _) => Phase::Collapsed,
                 (true, Some(_)) => Phase::Refreshed,
@@ -187,11 +196,11 @@ async fn fetch(
             };
             let outcome = Outcome {
                 fwd_status: Some(status),
-                stored: true,
+                stored,
                 ..Outcome::new(phase)
             };
             let age = head.current_age(st.now());
-            respond(st, parts, &head, Src::Fill(fill), &outcome, age)
+            respond(st, parts, &head, Src::Fill(reader), &outcome, age)
         }
         HeadEvent::Revalidated(entry) => {
             let served = revalidated(&entry.head, st.now());

@@ -12,7 +12,7 @@ use tracing::warn;
 
 use crate::cluster::{Members, Membership};
 use crate::config::Config;
-use crate::fill::Inflight;
+use crate::fill::{FillBudget, Inflight};
 use crate::load::Load;
 use crate::metrics::Metrics;
 use crate::policy::{Heuristic, StaleDefaults};
@@ -51,6 +51,8 @@ pub struct AppState {
     members: Arc<Members>,
     draining: AtomicBool,
     pub(crate) inflight: Inflight,
+    /// What storing fills may hold together (`--fill-memory`).
+    pub fill_budget: Arc<FillBudget>,
     pub(crate) stale: StaleDefaults,
     pub(crate) heuristic: Heuristic,
 }
@@ -75,6 +77,7 @@ impl AppState {
             },
             heuristic: Heuristic::default(),
             inflight: Inflight::default(),
+            fill_budget: FillBudget::new(cfg.fill_memory()),
             load: Arc::new(Load::default()),
             members: Arc::new(Members::new(membership)),
             draining: AtomicBool::new(false),

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::header::{AGE, CACHE_CONTROL, CONTENT_LENGTH, DATE, ETAG, EXPIRES, LAST_MODIFIED, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_rules::cache_control::{CacheControl, parse_delta_seconds};
@@ -15,6 +14,7 @@ use moka::Expiry;
 use moka::notification::RemovalCause;
 use prometheus_client::metrics::counter::Counter;
 
+use crate::body::Payload;
 use crate::key::{belongs_to, variant_key};
 use crate::policy::{
     AgeInputs, FreshnessInputs, Heuristic, StaleDefaults, corrected_initial_age, current_age,
@@ -195,17 +195,17 @@ fn header_date(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Entry {
     pub head: Head,
-    pub body: Bytes,
+    pub body: Payload,
     /// How long moka keeps it: freshness left plus the longest stale use allowed.
     keep: Duration,
 }
 
 impl Entry {
-    pub fn new(mut head: Head, body: Bytes, keep_stale: Duration, d: StaleDefaults) -> Self {
+    pub fn new(mut head: Head, body: Payload, keep_stale: Duration, d: StaleDefaults) -> Self {
         // The stored copy always knows its length, even if it arrived chunked.
         head.headers
             .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-        head.content_length = Some(body.len() as u64);
+        head.content_length = Some(body.len());
         let fresh_left = head
             .lifetime_or_zero()
             .saturating_sub(head.current_age(head.response_time));
@@ -310,10 +310,10 @@ impl Store {
         let cache = moka::future::Cache::builder()
             .max_capacity(capacity)
             .weigher(|key: &String, slot: &Slot| {
-                let w = key.len()
+                let w = key.len() as u64
                     + match slot {
-                        Slot::Object(e) => e.body.len() + e.head.weight(),
-                        Slot::Variants(names, _) => names.len() * 32 + 64,
+                        Slot::Object(e) => e.body.len() + e.head.weight() as u64,
+                        Slot::Variants(names, _) => names.len() as u64 * 32 + 64,
                     };
                 u32::try_from(w).unwrap_or(u32::MAX)
             })

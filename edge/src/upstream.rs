@@ -175,7 +175,7 @@ mod tests {
         h.insert(HOST, HeaderValue::from_static("edge.example"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         h.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
-        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("5"));
         h.insert(CDN_LOOP, HeaderValue::from_static("parent-cdn"));
         h.insert(EDGE_PEER, HeaderValue::from_static("e0"));
         let out = forward_headers(
@@ -186,7 +186,7 @@ mod tests {
         );
         assert!(out.get(HOST).is_none());
         assert!(out.get(CONNECTION).is_none());
-        assert!(out.get(http::header::CONTENT_LENGTH).is_none());
+        assert!(out.get(CONTENT_LENGTH).is_none());
         assert_eq!(out["x-forwarded-for"], "10.0.0.1, ::1");
         assert_eq!(
             out["forwarded"],

@@ -281,3 +281,237 @@ async fn a_hostile_upstream_never_yields_a_complete_looking_wrong_answer() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "fine");
 }
+/// Defect 4, `Cache-Status`: `stored` is claimed only for a body the edge stores. A
+/// body without `Content-Length` can outgrow `--max-object-size` after its head went
+/// out; its head must not have said `stored`.
+#[tokio::test]
+async fn stored_is_never_claimed_for_a_body_that_is_not_stored() {
+    let up = common::Upstream::start().await;
+    let mut big = common::Route::ok("max-age=60", common::body_of(10_000));
+    big.no_length = true;
+    big.chunks = 10;
+    up.set("/chunked-big", big);
+    let edge = Edge::start(up.url(), |c| c.max_object_size = 4000).await;
+    for _ in 0..2 {
+        let r = client().get(edge.url("/chunked-big")).send().await.unwrap();
+        let status = cache_status(&r);
+        assert_eq!(r.bytes().await.unwrap().len(), 10_000);
+        assert!(!status.contains("stored"), "{status}");
+    }
+    assert_eq!(up.count("/chunked-big"), 2);
+}
+
+/// Defect 3: a fill that finds no room in the fill memory (at most `--cache-size` by
+/// default) streams through without storing (and without claiming `stored`), and
+/// reads from the upstream only as fast as its client takes the body: a client that
+/// reads nothing holds a bounded amount, not the object.
+#[tokio::test]
+async fn a_fill_without_room_streams_at_the_pace_of_its_client() {
+    const SIZE: usize = 32 << 20;
+    let up = common::Upstream::start().await;
+    let body = common::body_of(SIZE);
+    let mut route = common::Route::ok("max-age=60", body.clone());
+    route.chunks = 512;
+    up.set("/big", route);
+    up.set("/small", common::Route::ok("max-age=60", "small"));
+    let edge = Edge::start(up.url(), |c| c.cache_size = 4 << 20).await;
+    // A client that sends its request and reads only the head.
+    let mut s = TcpStream::connect(edge.addr).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut head = [0u8; 512];
+    let n = tokio::io::AsyncReadExt::read(&mut s, &mut head)
+        .await
+        .unwrap();
+    buf.extend_from_slice(&head[..n]);
+    let head_text = String::from_utf8_lossy(&buf).into_owned();
+    assert!(head_text.starts_with("HTTP/1.1 200"), "{head_text}");
+    assert!(!head_text.contains("stored"), "{head_text}");
+    // Real flow control is the subject: give the edge time to (not) read ahead.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let read_upstream = edge.state.metrics.bytes_from_upstream.get();
+    assert!(
+        read_upstream < 16 << 20,
+        "the edge read {read_upstream} bytes for a client that took none"
+    );
+    assert_eq!(up.finished(), 0);
+    // Other clients are served meanwhile, and objects that fit are still stored.
+    for want in ["fwd=miss", "hit"] {
+        let r = client().get(edge.url("/small")).send().await.unwrap();
+        assert!(cache_status(&r).contains(want), "{}", cache_status(&r));
+    }
+    // Once the client reads, it gets the whole body.
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        LIMIT,
+        tokio::io::AsyncReadExt::read_to_end(&mut s, &mut rest),
+    )
+    .await
+    .ok();
+    let total = buf.len() + rest.len();
+    assert!(total >= SIZE, "{total}");
+}
+
+/// Log lines written while a test runs, captured from `tracing` (the test runtime has
+/// one thread, so the server's tasks log here too).
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let logs = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("edge=info")
+            .with_ansi(false)
+            .with_writer(move || logs.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+}
+
+/// Defect 2 (edge): idle keep-alive connections and slowloris heads are closed after
+/// the header read timeout; the real timeout is the subject.
+#[tokio::test]
+async fn idle_and_slowloris_connections_are_closed() {
+    let up = common::Upstream::start().await;
+    up.set("/a", common::Route::ok("max-age=60", "a"));
+    let edge = Edge::start(up.url(), |c| {
+        c.header_read_timeout = Duration::from_millis(300);
+    })
+    .await;
+    // Idle after one request.
+    let mut idle = TcpStream::connect(edge.addr).await.unwrap();
+    idle.write_all(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let r = read_response(&mut idle, &mut buf, "GET", LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    // Slowloris: a byte of head every 100 ms, never finishing.
+    let mut slow = TcpStream::connect(edge.addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let drip = async {
+        slow.write_all(b"GET /a HTTP/1.1\r\n").await.unwrap();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if slow.write_all(b"x").await.is_err() {
+                return started.elapsed();
+            }
+            let mut one = [0u8; 1];
+            if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(
+                Duration::from_millis(1),
+                tokio::io::AsyncReadExt::read(&mut slow, &mut one),
+            )
+            .await
+            {
+                return started.elapsed();
+            }
+        }
+        started.elapsed()
+    };
+    let dripped = drip.await;
+    assert!(
+        dripped < Duration::from_secs(3),
+        "slowloris held on {dripped:?}"
+    );
+    // The idle one is closed too: its next read sees the end.
+    let closed = read_response(&mut idle, &mut buf, "GET", Duration::from_secs(3)).await;
+    assert!(closed.is_none(), "{closed:?}");
+}
+
+/// Defect 2 (edge): at `--max-connections`, a new connection is answered 503 and
+/// closed, the refusal is logged (and counted), and the connections already open keep
+/// working.
+#[tokio::test]
+async fn at_the_connection_cap_new_connections_are_refused_and_logged() {
+    let logs = Logs::default();
+    let _guard = logs.capture();
+    let up = common::Upstream::start().await;
+    up.set("/a", common::Route::ok("max-age=60", "a"));
+    let edge = Edge::start(up.url(), |c| c.max_connections = 3).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(edge.addr).await.unwrap();
+        let mut buf = Vec::new();
+        s.write_all(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let r = read_response(&mut s, &mut buf, "GET", LIMIT).await.unwrap();
+        assert_eq!(r.status, 200);
+        open.push((s, buf));
+    }
+    for _ in 0..2 {
+        let refused =
+            common::hostile::exchange(edge.addr, b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n", LIMIT)
+                .await;
+        let text = String::from_utf8_lossy(&refused);
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        assert!(text.contains("connection: close"), "{text}");
+    }
+    // The open ones still work.
+    for (s, buf) in &mut open {
+        s.write_all(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let r = read_response(s, buf, "GET", LIMIT).await.unwrap();
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(edge.state.cfg.connections.refused.get(), 2);
+    assert_eq!(edge.state.cfg.connections.open.get(), 3);
+    let text = logs.text();
+    assert!(
+        text.contains("connection limit reached") && text.contains("max_connections=3"),
+        "{text}"
+    );
+    // Once one closes, a new connection is served again.
+    drop(open.pop());
+    common::eventually(LIMIT, "a slot freed", || async {
+        edge.state.cfg.connections.open.get() == 2
+    })
+    .await;
+    let r = client().get(edge.url("/a")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Defect 3 (edge): a client that stops reading its response is disconnected after
+/// `--send-timeout`, releasing what it held; the real timeout is the subject.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected() {
+    let up = common::Upstream::start().await;
+    up.set(
+        "/big",
+        common::Route::ok("max-age=60", common::body_of(16 << 20)),
+    );
+    let edge = Edge::start(up.url(), |c| c.send_timeout = Duration::from_millis(500)).await;
+    // Stored first, so the stalled client reads from the store.
+    let r = client().get(edge.url("/big")).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), 16 << 20);
+    let mut s = TcpStream::connect(edge.addr).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing for a while: the edge fills the socket buffers, then gives up.
+    common::eventually(LIMIT, "the stalled connection closed", || async {
+        edge.state.cfg.connections.open.get() == 0
+    })
+    .await;
+}
