@@ -64,13 +64,23 @@ pub use state::{AppState, ClientAddr, StartError};
 /// The edge as an axum app: admin routes under [`admin::ADMIN_PREFIX`], everything
 /// else proxied.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/.edge/metrics", get(admin::metrics))
         .route("/.edge/healthz", get(admin::healthz))
         .route("/.edge/status", get(admin::status))
+        .route("/.edge", any(admin::unknown))
+        .route("/.edge/", any(admin::unknown))
         .route("/.edge/{*rest}", any(admin::unknown))
         .fallback(proxy::handle)
-        .with_state(state)
+        .with_state(state.clone());
+    // Routing happens on the normal form of the target (one form for the admin
+    // routes, the cache key, the upstream request and PURGE), so the check runs first.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            proxy::normal_request,
+        ))
 }
 
 /// Bytes hyper may buffer per connection and direction (its default is ~400 KiB):

@@ -3,17 +3,21 @@
 //! ([`crate::fill_task`]), or pass the request by the cache ([`crate::pass`]). Each
 //! response carries one [`Outcome`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::middleware::Next;
 use axum::response::Response;
 use futures::StreamExt;
-use http::header::CONNECTION;
+use http::header::{CONNECTION, HOST};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::Body as _;
+use http_rules::host::request_host;
+use http_rules::path::normalize;
 
 use crate::admin;
 use crate::decide::{
@@ -28,6 +32,41 @@ use crate::phase::{Outcome, Phase};
 use crate::respond::{Src, error_response, plain, respond};
 use crate::state::AppState;
 use crate::store::{Entry, Lookup, Vary};
+
+/// The first step of every request, admin routes included: the target in its one
+/// normal form ([`http_rules::path`], RFC 3986 §6.2.2) and a valid `Host`
+/// ([`http_rules::host`], RFC 9112 §3.2), else 400 with the reason. An absolute-form
+/// target becomes origin-form, its authority the `Host` (RFC 9112 §3.2.2).
+pub async fn normal_request(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let host = match request_host(parts.version, &parts.headers, &parts.uri) {
+        Ok(host) => host.map(str::to_owned),
+        Err(e) => return bad_request(&st, &e.to_string()),
+    };
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let normal = match normalize(target) {
+        Ok(normal) => normal,
+        Err(e) => return bad_request(&st, &e.to_string()),
+    };
+    if matches!(normal, Cow::Owned(_)) || parts.uri.authority().is_some() {
+        match normal.parse() {
+            Ok(uri) => parts.uri = uri,
+            Err(_) => return bad_request(&st, "request target must be a path"),
+        }
+        if let Some(host) = host.and_then(|h| HeaderValue::from_str(&h).ok()) {
+            parts.headers.insert(HOST, host);
+        }
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+fn bad_request(st: &AppState, reason: &str) -> Response {
+    st.metrics.request(Phase::Bypass);
+    let mut r = plain(StatusCode::BAD_REQUEST, reason);
+    r.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    r
+}
 
 /// The proxy handler: every request that is not an admin route, counted as load
 /// until its response body is done.

@@ -1,11 +1,12 @@
 //! The upstream side: the pooled HTTP client and the header rules of a proxy.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use http::header::{
     CONNECTION, CONTENT_LENGTH, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
+use http_rules::forwarded;
 
 use crate::config::Config;
 
@@ -119,14 +120,19 @@ pub fn forward_headers(
         if let Ok(v) = HeaderValue::from_str(&xff) {
             h.insert("x-forwarded-for", v);
         }
-        let node_id = format!("\"{node}\"");
-        let mut fwd = format!("for={};by={node_id};proto=http", forwarded_node(ip));
+        // RFC 7239 §4: each value a token or a quoted string, so that a client's Host
+        // can never add a pair or an element.
+        // The node name is written quoted, as the edge always has.
+        let for_node = forwarded::node(ip);
+        let mut pairs = vec![
+            ("for", forwarded::value(&for_node)),
+            ("by", forwarded::quoted(node).into()),
+            ("proto", "http".into()),
+        ];
         if let Some(host) = host.as_ref().and_then(|v| v.to_str().ok()) {
-            fwd.push_str(";host=\"");
-            fwd.push_str(host);
-            fwd.push('"');
+            pairs.push(("host", forwarded::value(host)));
         }
-        if let Ok(v) = HeaderValue::from_str(&fwd) {
+        if let Ok(v) = HeaderValue::from_str(&forwarded::element(pairs)) {
             h.append(http::header::FORWARDED, v);
         }
     }
@@ -134,14 +140,6 @@ pub fn forward_headers(
         h.insert("x-forwarded-host", host);
     }
     h
-}
-
-/// RFC 7239 §6: IPv6 addresses are bracketed and quoted.
-fn forwarded_node(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    }
 }
 
 #[cfg(test)]
@@ -190,7 +188,7 @@ mod tests {
         assert_eq!(out["x-forwarded-for"], "10.0.0.1, ::1");
         assert_eq!(
             out["forwarded"],
-            "for=\"[::1]\";by=\"e1\";proto=http;host=\"edge.example\""
+            "for=\"[::1]\";by=\"e1\";proto=http;host=edge.example"
         );
         assert_eq!(out["via"], "1.1 e1");
         assert_eq!(out["x-forwarded-host"], "edge.example");

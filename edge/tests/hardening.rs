@@ -515,3 +515,190 @@ async fn a_client_that_stops_reading_is_disconnected() {
     })
     .await;
 }
+
+/// Defect 7: one normal form of the path for the cache key, the upstream request,
+/// PURGE and admin routing (RFC 3986 §6.2.2): aliases share one entry, `%2F` stays
+/// data, what has no normal form is refused.
+#[tokio::test]
+async fn one_normal_form_for_key_upstream_purge_and_admin() {
+    let up = common::Upstream::start().await;
+    up.set("/vod/sample/x", common::Route::ok("max-age=60", "x"));
+    up.set(
+        "/vod/sample/a%2Findex.m3u8",
+        common::Route::ok("max-age=60", "encoded"),
+    );
+    let edge = Edge::start(up.url(), |c| c.purge_token = Some("t".into())).await;
+    let c = client();
+    let get = |target: &'static str| {
+        let addr = edge.addr;
+        async move {
+            common::hostile::exchange(
+                addr,
+                format!("GET {target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes(),
+                LIMIT,
+            )
+            .await
+        }
+    };
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    let first = text(get("/vod/%73ample/x").await);
+    assert!(first.contains("fwd=miss"), "{first}");
+    for alias in [
+        "/vod/sample/x",
+        "/vod/./sample/x",
+        "/vod/%73ample/../sample/x",
+        "/v%6Fd/sample/x",
+    ] {
+        let r = text(get(alias).await);
+        assert!(r.contains("e1; hit"), "{alias}: {r}");
+    }
+    assert_eq!(up.count("/vod/sample/x"), 1);
+    assert_eq!(
+        up.seen_for("/vod/sample/x")[0].path_and_query,
+        "/vod/sample/x"
+    );
+    // An encoded slash is not a separator: its own key, sent upstream encoded.
+    let r = text(get("/vod/sample/a%2findex.m3u8").await);
+    assert!(r.ends_with("encoded"), "{r}");
+    let seen: Vec<String> = up.shared_paths();
+    assert!(
+        seen.iter().any(|p| p == "/vod/sample/a%2Findex.m3u8"),
+        "{seen:?}"
+    );
+    // PURGE by an alias purges the entry; a prefix matches in the normal form too.
+    let purge = |path: &str| {
+        c.request(
+            reqwest::Method::from_bytes(b"PURGE").unwrap(),
+            edge.url(path),
+        )
+        .header("authorization", "Bearer t")
+        .send()
+    };
+    assert_eq!(purge("/vod/%73ample/x").await.unwrap().status(), 200);
+    assert!(text(get("/vod/sample/x").await).contains("fwd=miss"));
+    assert_eq!(purge("/v%6Fd/s*").await.unwrap().status(), 200);
+    assert!(text(get("/vod/sample/x").await).contains("fwd=miss"));
+    // No normal form: 400, nothing upstream.
+    for bad in ["/a%zz", "/../etc/passwd", "/x/%2e%2e/%2e%2e/y"] {
+        let r = text(get(bad).await);
+        assert!(r.starts_with("HTTP/1.1 400"), "{bad}: {r}");
+    }
+    // `/.edge` and `/.edge/` are the edge's own, never proxied.
+    for admin in ["/.edge", "/.edge/", "/x/../.edge/nothing"] {
+        let r = text(get(admin).await);
+        assert!(r.starts_with("HTTP/1.1 404"), "{admin}: {r}");
+    }
+    let r = text(get("/x/../.edge/healthz").await);
+    assert!(r.ends_with("ok\n"), "{r}");
+    assert!(
+        up.shared_paths()
+            .iter()
+            .all(|p| !p.starts_with("/.edge") && !p.starts_with("/x")),
+        "{:?}",
+        up.shared_paths()
+    );
+}
+
+/// Defect 7 through a tier: `/x/../.edge/status` sent to a child edge is the child's
+/// own status, and never reaches the parent's admin API.
+#[tokio::test]
+async fn a_child_edge_never_forwards_into_the_parents_admin_api() {
+    let parent = Hostile::start(|r| {
+        vec![Step::Write(response(
+            "200 OK",
+            &["Cache-Control: no-store"],
+            format!("parent saw {}", r.target).as_bytes(),
+        ))]
+    })
+    .await;
+    let child = Edge::start(parent.url(), |_| {}).await;
+    for target in [
+        "/x/../.edge/status",
+        "/x/%2e%2e/.edge/status",
+        "/.edge/./status",
+    ] {
+        let raw = common::hostile::exchange(
+            child.addr,
+            format!("GET {target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes(),
+            LIMIT,
+        )
+        .await;
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("\"name\":\"e1\""), "{target}: {text}");
+    }
+    assert!(
+        parent.seen().iter().all(|r| !r.target.contains(".edge")),
+        "{:?}",
+        parent
+            .seen()
+            .iter()
+            .map(|r| r.target.clone())
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Defect 8: a duplicate, empty, invalid or (in HTTP/1.1) missing `Host` is refused
+/// with 400 (RFC 9112 §3.2); `Forwarded` quotes a `host=` that is not a token (RFC 7239
+/// §4), so nothing in it can add a pair; the bearer scheme of PURGE is
+/// case-insensitive (RFC 9110 §11.1).
+#[tokio::test]
+async fn hosts_are_validated_forwarded_is_quoted_and_bearer_is_case_insensitive() {
+    let up = common::Upstream::start().await;
+    up.set("/a", common::Route::ok("no-store", "a"));
+    let edge = Edge::start(up.url(), |c| c.purge_token = Some("t".into())).await;
+    let ask = |head: &'static str| {
+        let addr = edge.addr;
+        async move {
+            let raw = common::hostile::exchange(addr, head.as_bytes(), LIMIT).await;
+            String::from_utf8_lossy(&raw).into_owned()
+        }
+    };
+    for bad in [
+        "GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: a\r\nHost: a\r\nConnection: close\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: a/b\r\nConnection: close\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: u@a\r\nConnection: close\r\n\r\n",
+        "GET /a HTTP/1.1\r\nConnection: close\r\n\r\n",
+    ] {
+        let r = ask(bad).await;
+        assert!(r.starts_with("HTTP/1.1 400"), "{bad:?}: {r}");
+    }
+    let r = ask("GET /a HTTP/1.0\r\n\r\n").await;
+    assert!(r.starts_with("HTTP/1.0 200"), "HTTP/1.0 may omit Host: {r}");
+    assert_eq!(up.count("/a"), 1, "no refused request went upstream");
+    // A host that is not a token is quoted; one that tries to add pairs stays inside
+    // its quoted string.
+    for host in ["edge.example:8081", "a;for=evil"] {
+        let head = format!("GET /a HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let raw = common::hostile::exchange(edge.addr, head.as_bytes(), LIMIT).await;
+        assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"));
+    }
+    let forwarded: Vec<String> = up
+        .seen_for("/a")
+        .iter()
+        .map(|s| s.headers["forwarded"].to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        forwarded[1].ends_with(";host=\"edge.example:8081\""),
+        "{forwarded:?}"
+    );
+    assert!(
+        forwarded[2].ends_with(";host=\"a;for=evil\""),
+        "{forwarded:?}"
+    );
+    // `bearer`, `BEARER`: the scheme is case-insensitive.
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let r = client()
+            .request(
+                reqwest::Method::from_bytes(b"PURGE").unwrap(),
+                edge.url("/a*"),
+            )
+            .header("authorization", format!("{scheme} t"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+    }
+}

@@ -94,7 +94,8 @@ mod tests {
     #[test]
     fn response_framing_rfc_9112_6_3() {
         use FramingError::*;
-        let rows: [(&[(&str, &str)], Result<(), FramingError>); 9] = [
+        type Row<'a> = (&'a [(&'a str, &'a str)], Result<(), FramingError>);
+        let rows: [Row<'_>; 9] = [
             (&[], Ok(())),
             (&[("content-length", "10")], Ok(())),
             (&[("transfer-encoding", "chunked")], Ok(())),

@@ -146,6 +146,12 @@ impl Upstream {
             .collect()
     }
 
+    /// Every request target received, in order.
+    pub fn shared_paths(&self) -> Vec<String> {
+        let seen = self.shared.seen.lock().unwrap();
+        seen.iter().map(|s| s.path_and_query.clone()).collect()
+    }
+
     /// Bodies sent to the end.
     pub fn finished(&self) -> usize {
         self.shared.finished.load(Ordering::SeqCst)
