@@ -15,6 +15,12 @@ use crate::conn::ConnectionCounters;
 
 const DEFAULT_FILL_MEMORY: u64 = 64 << 20;
 
+/// A header field name (RFC 9110 §5.1: a token), case-insensitive.
+fn parse_field_name(s: &str) -> Result<http::HeaderName, String> {
+    http::HeaderName::from_bytes(s.trim().as_bytes())
+        .map_err(|_| format!("{s:?} is not a header field name"))
+}
+
 /// Rivulet edge: an RFC 9111 caching reverse proxy.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "edge", version, about)]
@@ -84,6 +90,13 @@ pub struct Config {
     /// `edge-1` or `eu-west-8081`.
     #[arg(long, env = "EDGE_NAME", value_parser = parse_name)]
     pub name: Option<String>,
+
+    /// A targeted cache-control field of this edge's own (RFC 9213), e.g.
+    /// `Rivulet-CDN-Cache-Control`: when a response carries it (valid, not empty), it
+    /// decides the caching, over `CDN-Cache-Control`, which decides over
+    /// `Cache-Control` and `Expires`.
+    #[arg(long, env = "EDGE_TARGETED_CACHE_CONTROL", value_parser = parse_field_name)]
+    pub targeted_cache_control: Option<http::HeaderName>,
 
     /// Bearer token required by PURGE; PURGE is refused when unset.
     #[arg(long, env = "EDGE_PURGE_TOKEN", hide_env_values = true)]
@@ -241,6 +254,16 @@ mod tests {
             ("--origin", "http://h:8080", true),
             ("--origin", "file:///x", false),
             ("--origin", "http://h/?q=1", false),
+            (
+                "--targeted-cache-control",
+                "Rivulet-CDN-Cache-Control",
+                true,
+            ),
+            ("--targeted-cache-control", "not a name", false),
+            ("--fill-memory", "32MiB", true),
+            ("--send-timeout", "5s", true),
+            ("--max-connections", "100", true),
+            ("--max-connections", "-1", false),
         ];
         for (flag, value, ok) in rows {
             assert_eq!(parse(&[flag, value]).is_ok(), ok, "{flag} {value:?}");

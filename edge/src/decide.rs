@@ -154,7 +154,7 @@ mod tests {
 
     use super::*;
     use crate::body::Payload;
-    use crate::policy::Heuristic;
+    use crate::policy::CacheRules;
 
     /// Stored at second 1000 (requested and received then), with these headers.
     fn head(fields: &[(&str, &str)]) -> Head {
@@ -165,7 +165,7 @@ mod tests {
                 HeaderValue::from_str(value).unwrap(),
             );
         }
-        Head::new(StatusCode::OK, &h, 1000, 1000, Heuristic::default())
+        Head::new(StatusCode::OK, &h, 1000, 1000, &CacheRules::default())
     }
 
     fn entry(fields: &[(&str, &str)]) -> Entry {

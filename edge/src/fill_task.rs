@@ -117,19 +117,22 @@ async fn run_fill(st: &AppState, fill: &Fill, job: &FillJob) {
         st.metrics.revalidations.inc();
         let times = (request_time, response_time);
         let entry =
-            Arc::new(stale.revalidated(&headers, times, st.heuristic, st.cfg.keep_stale, st.stale));
+            Arc::new(stale.revalidated(&headers, times, &st.rules, st.cfg.keep_stale, st.stale));
         st.store
             .insert(&job.primary, &fill.leader_headers, entry.clone())
             .await;
         fill.publish(HeadEvent::Revalidated(entry));
         return fill.finish(Ok(()));
     }
-    let head = Head::new(status, &headers, request_time, response_time, st.heuristic);
+    let head = Head::new(status, &headers, request_time, response_time, &st.rules);
     let facts = ResponseFacts {
         status: status.as_u16(),
         vary_star: head.vary == Vary::Star,
         has_validator: head.revalidatable(),
         content_length: head.content_length,
+        explicit_expires: head.explicit_expires,
+        // A 5xx passes by a stored response (which may then answer, stale-if-error).
+        replaces_stored: job.stale.is_some(),
     };
     let req = request_facts(&fill.leader_headers);
     if let Err(why) = storable(req, &head.cc, facts, head.lifetime, st.cfg.max_object_size) {

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::fill::{FillBudget, Inflight};
 use crate::load::Load;
 use crate::metrics::Metrics;
-use crate::policy::{Heuristic, StaleDefaults};
+use crate::policy::{CacheRules, StaleDefaults};
 use crate::probe;
 use crate::settings::{Settings, SettingsError};
 use crate::store::Store;
@@ -54,7 +54,8 @@ pub struct AppState {
     /// What storing fills may hold together (`--fill-memory`).
     pub fill_budget: Arc<FillBudget>,
     pub(crate) stale: StaleDefaults,
-    pub(crate) heuristic: Heuristic,
+    /// How responses are read: heuristic limits, targeted fields (RFC 9213).
+    pub(crate) rules: CacheRules,
 }
 
 impl AppState {
@@ -75,7 +76,7 @@ impl AppState {
                 while_revalidate: cfg.stale_while_revalidate.as_secs(),
                 if_error: cfg.stale_if_error.as_secs(),
             },
-            heuristic: Heuristic::default(),
+            rules: CacheRules::new(cfg.targeted_cache_control.clone()),
             inflight: Inflight::default(),
             fill_budget: FillBudget::new(cfg.fill_memory()),
             load: Arc::new(Load::default()),

@@ -702,3 +702,190 @@ async fn hosts_are_validated_forwarded_is_quoted_and_bearer_is_case_insensitive(
         assert_eq!(r.status(), 200, "{scheme}");
     }
 }
+
+async fn status_of(url: String, headers: &[(&str, &str)]) -> (u16, String, bytes::Bytes) {
+    let mut rb = client().get(url);
+    for (n, v) in headers {
+        rb = rb.header(*n, *v);
+    }
+    let r = rb.send().await.unwrap();
+    let s = cache_status(&r);
+    (r.status().as_u16(), s, r.bytes().await.unwrap())
+}
+
+/// RFC 9213: `CDN-Cache-Control` decides over `Cache-Control` (and `Expires`) for the
+/// edge, and the field named by `--targeted-cache-control` over both; an invalid or
+/// empty targeted field is ignored.
+#[tokio::test]
+async fn targeted_cache_control_rfc_9213() {
+    let up = common::Upstream::start().await;
+    let route = |cc: &str, extra: &[(&str, &str)]| {
+        let mut r = common::Route::ok(cc, "t");
+        for (n, v) in extra {
+            r = r.header(n, v);
+        }
+        r
+    };
+    up.set(
+        "/cdn-stores",
+        route("no-store", &[("cdn-cache-control", "max-age=60")]),
+    );
+    up.set(
+        "/cdn-refuses",
+        route("max-age=60", &[("cdn-cache-control", "no-store")]),
+    );
+    up.set(
+        "/cdn-private",
+        route("public, max-age=60", &[("cdn-cache-control", "private")]),
+    );
+    up.set(
+        "/cdn-invalid",
+        route("no-store", &[("cdn-cache-control", "Max-Age=60")]),
+    );
+    up.set(
+        "/cdn-over-expires",
+        route(
+            "",
+            &[
+                ("expires", "Thu, 01 Jan 1970 00:00:00 GMT"),
+                ("cdn-cache-control", "max-age=60"),
+            ],
+        ),
+    );
+    up.set(
+        "/own",
+        route(
+            "max-age=600",
+            &[
+                ("cdn-cache-control", "max-age=60"),
+                ("rivulet-cdn-cache-control", "max-age=5"),
+            ],
+        ),
+    );
+    let edge = Edge::start(up.url(), |c| {
+        c.targeted_cache_control = Some(http::HeaderName::from_static("rivulet-cdn-cache-control"));
+    })
+    .await;
+    for (path, stored) in [
+        ("/cdn-stores", true),
+        ("/cdn-refuses", false),
+        ("/cdn-private", false),
+        ("/cdn-invalid", false),
+        ("/cdn-over-expires", true),
+        ("/own", true),
+    ] {
+        status_of(edge.url(path), &[]).await;
+        let (_, status, _) = status_of(edge.url(path), &[]).await;
+        assert_eq!(status.contains("hit"), stored, "{path}: {status}");
+    }
+    // The edge's own field wins: 5 s, not 60 or 600.
+    edge.clock.advance(Duration::from_secs(6));
+    let (_, status, _) = status_of(edge.url("/own"), &[]).await;
+    assert!(status.contains("fwd=stale"), "{status}");
+    // Targeted fields are forwarded, for the CDN tiers and caches below.
+    let r = client().get(edge.url("/own")).send().await.unwrap();
+    assert_eq!(r.headers()["cdn-cache-control"], "max-age=60");
+}
+
+/// RFC 9111 §4.2, §5.1, §5.2.2.3, §4.3.2, RFC 9110 §13.1.5 and §15.1: lenient dates, the
+/// first member of an `Age` list, `must-understand`, `If-Modified-Since` against the
+/// stored `Date`, an `If-Range` date only with a strong `Last-Modified`, 5xx stored
+/// only with explicit freshness, `Accept-Language` normalised in the variant key.
+#[tokio::test]
+async fn caching_by_the_rfcs() {
+    let up = common::Upstream::start().await;
+    let edge = Edge::start(up.url(), |_| {}).await;
+    let now = http_rules::Clock::now(&edge.clock);
+    let in_a_minute = http_rules::date::format_http_date(now + Duration::from_secs(60));
+    let now_text = http_rules::date::format_http_date(now);
+    // A lowercase Expires (and a wrong day name) is still a date at a cache.
+    let lenient =
+        in_a_minute
+            .to_ascii_lowercase()
+            .replacen(&in_a_minute[..3].to_ascii_lowercase(), "mon", 1);
+    up.set(
+        "/lenient",
+        common::Route::ok("", "l").header("expires", &lenient),
+    );
+    up.set(
+        "/age-list",
+        common::Route::ok("max-age=60", "a").header("age", "10, 20"),
+    );
+    up.set(
+        "/must-understand",
+        common::Route::ok("must-understand, no-store, max-age=60", "m"),
+    );
+    up.set("/no-lm", common::Route::ok("max-age=60", body_of_len(100)));
+    up.set(
+        "/weak-lm",
+        common::Route::ok("max-age=60", body_of_len(100))
+            .header("last-modified", &now_text)
+            .header("date", &now_text),
+    );
+    let mut failing = common::Route::ok("max-age=60", "down for maintenance");
+    failing.status = 503;
+    up.set("/503-explicit", failing.clone());
+    failing.headers = vec![];
+    up.set("/503-implicit", failing);
+    up.set(
+        "/lang",
+        common::Route::ok("max-age=60", "l").header("vary", "accept-language"),
+    );
+
+    status_of(edge.url("/lenient"), &[]).await;
+    assert!(
+        status_of(edge.url("/lenient"), &[]).await.1.contains("hit"),
+        "{lenient}"
+    );
+
+    status_of(edge.url("/age-list"), &[]).await;
+    let r = client().get(edge.url("/age-list")).send().await.unwrap();
+    assert_eq!(r.headers()["age"], "10");
+    assert!(cache_status(&r).contains("ttl=50"), "{}", cache_status(&r));
+
+    status_of(edge.url("/must-understand"), &[]).await;
+    assert!(
+        status_of(edge.url("/must-understand"), &[])
+            .await
+            .1
+            .contains("hit")
+    );
+
+    // No Last-Modified: If-Modified-Since compares with the stored Date.
+    status_of(edge.url("/no-lm"), &[]).await;
+    let (code, _, _) = status_of(edge.url("/no-lm"), &[("if-modified-since", &now_text)]).await;
+    assert_eq!(code, 304);
+    // Last-Modified equal to Date is weak: an If-Range date cannot hold.
+    status_of(edge.url("/weak-lm"), &[]).await;
+    let (code, _, body) = status_of(
+        edge.url("/weak-lm"),
+        &[("range", "bytes=0-9"), ("if-range", &now_text)],
+    )
+    .await;
+    assert_eq!((code, body.len()), (200, 100));
+
+    // 5xx: stored on a miss only with explicit freshness.
+    for (path, stored) in [("/503-explicit", true), ("/503-implicit", false)] {
+        status_of(edge.url(path), &[]).await;
+        let (code, status, _) = status_of(edge.url(path), &[]).await;
+        assert_eq!(
+            (code, status.contains("hit")),
+            (503, stored),
+            "{path}: {status}"
+        );
+    }
+
+    // Accept-Language: case, order, whitespace and weights normalised.
+    status_of(edge.url("/lang"), &[("accept-language", "en-US, fr;q=0.5")]).await;
+    for same in ["fr;q=0.50,EN-us", "en-us,fr;q=0.5", "fr;q=0.5, en-US"] {
+        let (_, status, _) = status_of(edge.url("/lang"), &[("accept-language", same)]).await;
+        assert!(status.contains("hit"), "{same}: {status}");
+    }
+    let (_, status, _) = status_of(edge.url("/lang"), &[("accept-language", "fr, en-US")]).await;
+    assert!(status.contains("fwd=miss"), "{status}");
+    assert_eq!(up.count("/lang"), 2);
+}
+
+fn body_of_len(n: usize) -> bytes::Bytes {
+    common::body_of(n)
+}
