@@ -243,10 +243,22 @@ async fn measure(
     })
 }
 
+/// (answers that were right, answers that were not) of the clients' tasks.
+async fn tally(tasks: Vec<tokio::task::JoinHandle<Option<bool>>>) -> (usize, usize) {
+    let total = tasks.len();
+    let mut ok = 0;
+    for t in tasks {
+        if let Ok(Some(true)) = t.await {
+            ok += 1;
+        }
+    }
+    (ok, total - ok)
+}
+
 /// `clients` connections each ask for a distinct object, read its head and nothing
 /// more for `hold`, then close.
 async fn slow(addr: &str, clients: usize, size: usize, hold: Duration) -> (usize, usize) {
-    let tasks: Vec<_> = (0..clients)
+    let tasks = (0..clients)
         .map(|i| {
             let addr = addr.to_owned();
             tokio::spawn(async move {
@@ -261,13 +273,7 @@ async fn slow(addr: &str, clients: usize, size: usize, hold: Duration) -> (usize
             })
         })
         .collect();
-    let mut ok = 0;
-    for t in tasks {
-        if let Ok(Some(true)) = t.await {
-            ok += 1;
-        }
-    }
-    (ok, clients - ok)
+    tally(tasks).await
 }
 
 /// `clients` concurrent requests for distinct objects, each read to the end.
@@ -278,7 +284,7 @@ async fn burst(url: &str, clients: usize) -> (usize, usize) {
         .timeout(Duration::from_secs(120))
         .build()
         .unwrap();
-    let tasks: Vec<_> = (0..clients)
+    let tasks = (0..clients)
         .map(|i| {
             let client = client.clone();
             let url = format!("{url}/obj/burst-{i}");
@@ -290,13 +296,7 @@ async fn burst(url: &str, clients: usize) -> (usize, usize) {
             })
         })
         .collect();
-    let mut ok = 0;
-    for t in tasks {
-        if let Ok(Some(true)) = t.await {
-            ok += 1;
-        }
-    }
-    (ok, clients - ok)
+    tally(tasks).await
 }
 
 fn plot(path: &std::path::Path, runs: &[Run], scenario: &str) -> anyhow::Result<()> {

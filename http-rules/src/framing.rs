@@ -66,6 +66,17 @@ mod tests {
 
     use super::*;
 
+    fn headers(fields: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in fields {
+            h.append(
+                http::HeaderName::from_static(n),
+                HeaderValue::from_static(v),
+            );
+        }
+        h
+    }
+
     #[test]
     fn a_body_is_announced_by_content_length_or_transfer_encoding_rfc_9112_6_3() {
         let rows: [(&[(&str, &str)], bool); 6] = [
@@ -80,13 +91,7 @@ mod tests {
             (&[("content-length", "x")], true),
         ];
         for (fields, want) in rows {
-            let mut h = HeaderMap::new();
-            for (n, v) in fields {
-                h.append(
-                    http::HeaderName::from_static(n),
-                    HeaderValue::from_static(v),
-                );
-            }
+            let h = headers(fields);
             assert_eq!(request_announces_body(&h), want, "{fields:?}");
         }
     }
@@ -115,13 +120,7 @@ mod tests {
             (&[("content-length", "")], Err(InvalidLength)),
         ];
         for (fields, want) in rows {
-            let mut h = HeaderMap::new();
-            for (n, v) in fields {
-                h.append(
-                    http::HeaderName::from_static(n),
-                    HeaderValue::from_static(v),
-                );
-            }
+            let h = headers(fields);
             assert_eq!(check_response_framing(&h), want, "{fields:?}");
         }
     }
