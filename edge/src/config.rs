@@ -143,6 +143,13 @@ pub struct Config {
     #[arg(long, env = "EDGE_MAX_CONNECTIONS", default_value = "10000")]
     pub max_connections: usize,
 
+    /// Requests to peers and upstreams in flight at once (each holds its connection and
+    /// its read buffer until its body is done); more wait for a free slot up to
+    /// --connect-timeout + --first-byte-timeout, then get 503. Protects the origin and
+    /// bounds memory under a burst of misses.
+    #[arg(long, env = "EDGE_MAX_UPSTREAM_REQUESTS", default_value = "256")]
+    pub max_upstream_requests: usize,
+
     /// Largest request head accepted; larger gets 431.
     #[arg(long, env = "EDGE_MAX_HEADER_SIZE", default_value = "32KiB", value_parser = parse_size)]
     pub max_header_size: u64,
@@ -264,6 +271,7 @@ mod tests {
             ("--send-timeout", "5s", true),
             ("--max-connections", "100", true),
             ("--max-connections", "-1", false),
+            ("--max-upstream-requests", "64", true),
         ];
         for (flag, value, ok) in rows {
             assert_eq!(parse(&[flag, value]).is_ok(), ok, "{flag} {value:?}");

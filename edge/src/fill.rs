@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use crate::body::{Payload, SEGMENT, segment};
 use crate::cluster::Hop;
 use crate::store::{Entry, Head};
+use crate::upstream::Answer;
 
 /// How far a streaming fill may read ahead of its slowest reader.
 pub const STREAM_WINDOW: u64 = 64 * 1024;
@@ -46,6 +47,8 @@ pub enum FillError {
     Truncated,
     #[error("cache fill aborted")]
     Aborted,
+    #[error("too many upstream requests in flight")]
+    Busy,
 }
 
 /// The memory storing fills may hold together (`--fill-memory`).
@@ -134,7 +137,7 @@ pub enum HeadEvent {
     /// takes the response (`Some`, fetched over `hop`); the others fetch their own.
     Pass {
         status: u16,
-        response: Option<reqwest::Response>,
+        response: Option<Answer>,
         hop: Hop,
     },
     Failed(FillError),

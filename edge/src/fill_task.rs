@@ -20,6 +20,7 @@ use crate::forward::fill_request;
 use crate::policy::{RequestFacts, ResponseFacts, storable};
 use crate::state::AppState;
 use crate::store::{Entry, Head, Vary};
+use crate::upstream::Answer;
 use crate::upstream::{EDGE_PEER, strip_hop_by_hop};
 
 /// What a fill task needs besides the fill itself.
@@ -195,7 +196,7 @@ async fn receive_body(
     st: &AppState,
     fill: &Fill,
     job: &FillJob,
-    resp: &mut reqwest::Response,
+    resp: &mut Answer,
     reservation: &mut Option<Reservation>,
     (content_length, hop): (Option<u64>, Hop),
 ) -> Result<u64, FillError> {

@@ -20,7 +20,7 @@ use crate::key::primary_key;
 use crate::phase::{Outcome, Phase};
 use crate::respond::{error_response, plain, stamp};
 use crate::state::AppState;
-use crate::upstream::strip_hop_by_hop;
+use crate::upstream::{Answer, strip_hop_by_hop};
 
 /// Forwards a request without the cache. A successful unsafe request invalidates the
 /// target (RFC 9111 §4.4).
@@ -106,7 +106,7 @@ fn idle_limited(
 pub fn pass_response(
     st: &AppState,
     parts: &Parts,
-    resp: reqwest::Response,
+    resp: Answer,
     phase: Phase,
     hop: Hop,
 ) -> Response {
@@ -125,7 +125,7 @@ pub fn pass_response(
         Body::empty()
     } else {
         let received = st.metrics.bytes_from(hop).clone();
-        Body::from_stream(resp.bytes_stream().inspect_ok(move |c| {
+        Body::from_stream(resp.into_stream().inspect_ok(move |c| {
             received.inc_by(c.len() as u64);
         }))
     };

@@ -112,13 +112,19 @@ pub fn respond(
     resp
 }
 
-/// 502 (or 504 for a timeout) with the reason, for a request nothing could answer.
+/// 502 (504 for a timeout, 503 when every upstream request slot stayed taken) with the
+/// reason, for a request nothing could answer.
 pub fn error_response(st: &AppState, err: FillError) -> Response {
     let status = match err {
         FillError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        FillError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_GATEWAY,
     };
     let mut r = plain(status, &err.to_string());
+    if err == FillError::Busy {
+        r.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     stamp(st, r.headers_mut(), &Outcome::new(Phase::Error));
     r
 }

@@ -51,6 +51,8 @@ pub struct AppState {
     members: Arc<Members>,
     draining: AtomicBool,
     pub(crate) inflight: Inflight,
+    /// Requests to peers and upstreams in flight at most (`--max-upstream-requests`).
+    pub(crate) upstream_slots: Arc<tokio::sync::Semaphore>,
     /// What storing fills may hold together (`--fill-memory`).
     pub fill_budget: Arc<FillBudget>,
     pub(crate) stale: StaleDefaults,
@@ -79,6 +81,7 @@ impl AppState {
             rules: CacheRules::new(cfg.targeted_cache_control.clone()),
             inflight: Inflight::default(),
             fill_budget: FillBudget::new(cfg.fill_memory()),
+            upstream_slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_upstream_requests)),
             load: Arc::new(Load::default()),
             members: Arc::new(Members::new(membership)),
             draining: AtomicBool::new(false),

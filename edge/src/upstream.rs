@@ -2,11 +2,14 @@
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use http::header::{
     CONNECTION, CONTENT_LENGTH, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
 };
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_rules::forwarded;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::Config;
 
@@ -27,6 +30,42 @@ const HOP_BY_HOP: [&str; 4] = [
     "proxy-authenticate",
     "proxy-authorization",
 ];
+
+/// A response from a peer or an upstream, holding one of the `--max-upstream-requests`
+/// slots until it is dropped (its body read or abandoned).
+#[derive(Debug)]
+pub struct Answer {
+    response: reqwest::Response,
+    slot: OwnedSemaphorePermit,
+}
+
+impl Answer {
+    pub fn new(response: reqwest::Response, slot: OwnedSemaphorePermit) -> Self {
+        Answer { response, slot }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        self.response.headers()
+    }
+
+    /// The next chunk of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> reqwest::Result<Option<Bytes>> {
+        self.response.chunk().await
+    }
+
+    /// The body as a stream that keeps the slot until it ends or is dropped.
+    pub fn into_stream(self) -> impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static {
+        let Answer { response, slot } = self;
+        response.bytes_stream().map(move |chunk| {
+            let _held = &slot;
+            chunk
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the upstream HTTP client: {0}")]

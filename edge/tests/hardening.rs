@@ -889,3 +889,51 @@ async fn caching_by_the_rfcs() {
 fn body_of_len(n: usize) -> bytes::Bytes {
     common::body_of(n)
 }
+
+/// Defect 3, the upstream side: at most `--max-upstream-requests` requests to the
+/// upstream at once; another waits for a slot (here beyond the connect and first-byte
+/// timeouts: 503, without counting against the upstream's health) and then goes ahead.
+#[tokio::test]
+async fn upstream_requests_wait_for_a_slot() {
+    let up = common::Upstream::start().await;
+    let gate = common::Gate::closed();
+    // Its body is held after the first chunk: the fill keeps its slot meanwhile.
+    let mut held = common::Route::ok("max-age=60", common::body_of(10_000));
+    held.chunks = 2;
+    held.hold_body = Some(gate.clone());
+    up.set("/held", held);
+    up.set("/other", common::Route::ok("max-age=60", "other"));
+    let edge = Edge::start(up.url(), |c| {
+        c.max_upstream_requests = 1;
+        c.connect_timeout = Duration::from_millis(200);
+        c.first_byte_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let first = tokio::spawn({
+        let url = edge.url("/held");
+        async move {
+            client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                .len()
+        }
+    });
+    common::eventually(LIMIT, "the first request upstream", || async {
+        up.count("/held") == 1
+    })
+    .await;
+    let r = client().get(edge.url("/other")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(up.count("/other"), 0);
+    assert_eq!(edge.state.metrics.upstream_errors.get(), 0);
+    gate.open();
+    assert_eq!(first.await.unwrap(), 10_000);
+    let r = client().get(edge.url("/other")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
