@@ -147,7 +147,7 @@ pub struct Config {
     /// its read buffer until its body is done); more wait for a free slot up to
     /// --connect-timeout + --first-byte-timeout, then get 503. Protects the origin and
     /// bounds memory under a burst of misses.
-    #[arg(long, env = "EDGE_MAX_UPSTREAM_REQUESTS", default_value = "256")]
+    #[arg(long, env = "EDGE_MAX_UPSTREAM_REQUESTS", default_value = "64")]
     pub max_upstream_requests: usize,
 
     /// Largest request head accepted; larger gets 431.

@@ -176,3 +176,100 @@ async fn binary_reloads_its_config_on_sighup_and_drains_on_sigterm() {
     let status = wait_exit(&mut child).await;
     assert!(status.success(), "{status:?}");
 }
+
+/// CPU time (user + system, in clock ticks) the process `pid` has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which may hold spaces) start after ")".
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Defect 2 (edge): out of file descriptors, failing `accept`s back off (and are
+/// logged at most once per 10 s) instead of spinning, and the edge answers again as
+/// soon as descriptors are free. The binary runs under `ulimit -n 64`.
+#[tokio::test]
+async fn out_of_descriptors_accept_backs_off_and_recovers() {
+    let up = Upstream::start().await;
+    up.set("/a", Route::ok("max-age=60", "a"));
+    let child = Command::new("sh")
+        .args(["-c", "ulimit -n 64 && exec \"$0\"", env!("CARGO_BIN_EXE_edge")])
+        .env("EDGE_LISTEN", "127.0.0.1:0")
+        .env("EDGE_NAME", "bin-edge")
+        .env("EDGE_CACHE_SIZE", "16MiB")
+        .env("EDGE_ORIGIN", up.url().as_str())
+        .env("RUST_LOG", "edge=warn")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Reap(child);
+    let pid = child.0.id();
+    // The start-up line, then the log (both on stdout), read by a thread.
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let line = tokio::task::spawn_blocking(move || lines.next().map(|l| (l, lines)));
+    let (line, lines) = tokio::time::timeout(Duration::from_secs(10), line)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let line = line.unwrap();
+    let url = line
+        .split_whitespace()
+        .nth(4)
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let addr = url.trim_start_matches("http://").to_owned();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    // More connections than the edge has descriptors: the first ones are accepted,
+    // the rest wait in the listen queue while `accept` fails with EMFILE.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let logged = |log: &std::sync::Mutex<Vec<String>>| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("accept failed"))
+            .count()
+    };
+    let started = Instant::now();
+    while logged(&log) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no accept failure logged: {:?}",
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ticks, started) = (cpu_ticks(pid), Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (spent, waited) = (cpu_ticks(pid) - ticks, started.elapsed());
+    let failures = logged(&log);
+    // One line for the first failure, the next after 10 s (the old loop logged one
+    // every 50 ms); a spinning loop would use a CPU-second per second (100 ticks).
+    assert_eq!(failures, 1, "{:?}", log.lock().unwrap());
+    assert!(spent < 50, "{spent} ticks of CPU in {waited:?} at the limit");
+    // Descriptors freed: the edge answers again (its back-off is at most 1 s).
+    drop(held);
+    eventually(Duration::from_secs(10), "served again", || async {
+        client()
+            .get(format!("{url}/a"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    signal(&child, "-INT");
+    let status = wait_exit(&mut child).await;
+    assert!(status.success(), "{status:?}");
+}
