@@ -181,7 +181,12 @@ async fn binary_reloads_its_config_on_sighup_and_drains_on_sigterm() {
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // The fields after the command name (which may hold spaces) start after ")".
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
@@ -193,7 +198,11 @@ async fn out_of_descriptors_accept_backs_off_and_recovers() {
     let up = Upstream::start().await;
     up.set("/a", Route::ok("max-age=60", "a"));
     let child = Command::new("sh")
-        .args(["-c", "ulimit -n 64 && exec \"$0\"", env!("CARGO_BIN_EXE_edge")])
+        .args([
+            "-c",
+            "ulimit -n 64 && exec \"$0\"",
+            env!("CARGO_BIN_EXE_edge"),
+        ])
         .env("EDGE_LISTEN", "127.0.0.1:0")
         .env("EDGE_NAME", "bin-edge")
         .env("EDGE_CACHE_SIZE", "16MiB")
@@ -258,7 +267,10 @@ async fn out_of_descriptors_accept_backs_off_and_recovers() {
     // One line for the first failure, the next after 10 s (the old loop logged one
     // every 50 ms); a spinning loop would use a CPU-second per second (100 ticks).
     assert_eq!(failures, 1, "{:?}", log.lock().unwrap());
-    assert!(spent < 50, "{spent} ticks of CPU in {waited:?} at the limit");
+    assert!(
+        spent < 50,
+        "{spent} ticks of CPU in {waited:?} at the limit"
+    );
     // Descriptors freed: the edge answers again (its back-off is at most 1 s).
     drop(held);
     eventually(Duration::from_secs(10), "served again", || async {
