@@ -505,15 +505,41 @@ async fn a_client_that_stops_reading_is_disconnected() {
     // Stored first, so the stalled client reads from the store.
     let r = client().get(edge.url("/big")).send().await.unwrap();
     assert_eq!(r.bytes().await.unwrap().len(), 16 << 20);
+    let open = || edge.state.cfg.connections.open.get();
+    common::eventually(LIMIT, "the first connection closed", || async {
+        open() == 0
+    })
+    .await;
     let mut s = TcpStream::connect(edge.addr).await.unwrap();
     s.write_all(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
         .await
         .unwrap();
-    // Read nothing for a while: the edge fills the socket buffers, then gives up.
-    common::eventually(LIMIT, "the stalled connection closed", || async {
-        edge.state.cfg.connections.open.get() == 0
+    common::eventually(LIMIT, "the stalled connection open", || async {
+        open() == 1
     })
     .await;
+    // Read nothing: the edge fills the socket buffers, then gives up after the send
+    // timeout, well before anything else (the header read timeout, 10 s) could.
+    let started = std::time::Instant::now();
+    common::eventually(
+        Duration::from_secs(5),
+        "the stalled connection closed",
+        || async { open() == 0 },
+    )
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    // The client sees the end of a cut response: less than the body, then the close.
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(
+        LIMIT,
+        tokio::io::AsyncReadExt::read_to_end(&mut s, &mut got),
+    )
+    .await;
+    assert!(got.len() < 16 << 20, "{}", got.len());
 }
 
 /// Defect 7: one normal form of the path for the cache key, the upstream request,
