@@ -7,6 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Route, Upstream, cache_status, client, eventually, metric, status};
@@ -23,29 +24,39 @@ impl Drop for Reap {
     }
 }
 
+/// The lines the edge logs (on stdout) after its start-up line.
+type Log = Arc<Mutex<Vec<String>>>;
+
 /// Starts the binary with `env` and returns it with its URL, read from the start-up line.
 async fn spawn_edge(env: &[(&str, &str)]) -> (Reap, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_edge"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
+    cmd.env("RUST_LOG", "off").envs(env.iter().copied());
+    let (child, url, _) = start(cmd).await;
+    (child, url)
+}
+
+/// Starts `cmd` (the edge binary, perhaps through a shell) with the tests' listen
+/// address, name and cache size; returns it with its URL, read from the start-up line,
+/// and what it logs after, collected by a thread (which also keeps its stdout open).
+async fn start(mut cmd: Command) -> (Reap, String, Log) {
+    let child = cmd
         .env("EDGE_LISTEN", "127.0.0.1:0")
         .env("EDGE_NAME", "bin-edge")
         .env("EDGE_CACHE_SIZE", "16MiB")
-        .env("RUST_LOG", "off")
-        .envs(env.iter().copied())
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut child = Reap(child);
-    let stdout = child.0.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    });
-    let line = tokio::time::timeout(Duration::from_secs(10), line)
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let line = tokio::task::spawn_blocking(move || lines.next().map(|l| (l, lines)));
+    let (line, lines) = tokio::time::timeout(Duration::from_secs(10), line)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
+    let line = line.unwrap();
     assert!(
         line.starts_with("edge bin-edge listening on http://127.0.0.1:"),
         "{line}"
@@ -56,7 +67,14 @@ async fn spawn_edge(env: &[(&str, &str)]) -> (Reap, String) {
         .unwrap()
         .trim_end_matches('/')
         .to_owned();
-    (child, url)
+    let log = Log::default();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, url, log)
 }
 
 fn signal(child: &Reap, sig: &str) {
@@ -197,54 +215,24 @@ fn cpu_ticks(pid: u32) -> u64 {
 async fn out_of_descriptors_accept_backs_off_and_recovers() {
     let up = Upstream::start().await;
     up.set("/a", Route::ok("max-age=60", "a"));
-    let child = Command::new("sh")
-        .args([
-            "-c",
-            "ulimit -n 64 && exec \"$0\"",
-            env!("CARGO_BIN_EXE_edge"),
-        ])
-        .env("EDGE_LISTEN", "127.0.0.1:0")
-        .env("EDGE_NAME", "bin-edge")
-        .env("EDGE_CACHE_SIZE", "16MiB")
-        .env("EDGE_ORIGIN", up.url().as_str())
-        .env("RUST_LOG", "edge=warn")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = Reap(child);
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -n 64 && exec \"$0\"",
+        env!("CARGO_BIN_EXE_edge"),
+    ])
+    .env("EDGE_ORIGIN", up.url().as_str())
+    .env("RUST_LOG", "edge=warn");
+    let (mut child, url, log) = start(cmd).await;
     let pid = child.0.id();
-    // The start-up line, then the log (both on stdout), read by a thread.
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let line = tokio::task::spawn_blocking(move || lines.next().map(|l| (l, lines)));
-    let (line, lines) = tokio::time::timeout(Duration::from_secs(10), line)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let line = line.unwrap();
-    let url = line
-        .split_whitespace()
-        .nth(4)
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
     let addr = url.trim_start_matches("http://").to_owned();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
     // More connections than the edge has descriptors: the first ones are accepted,
     // the rest wait in the listen queue while `accept` fails with EMFILE.
     let mut held = Vec::new();
     for _ in 0..100 {
         held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
     }
-    let logged = |log: &std::sync::Mutex<Vec<String>>| {
+    let logged = |log: &Log| {
         log.lock()
             .unwrap()
             .iter()
