@@ -7,6 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Route, Upstream, cache_status, client, eventually, metric, status};
@@ -23,29 +24,39 @@ impl Drop for Reap {
     }
 }
 
+/// The lines the edge logs (on stdout) after its start-up line.
+type Log = Arc<Mutex<Vec<String>>>;
+
 /// Starts the binary with `env` and returns it with its URL, read from the start-up line.
 async fn spawn_edge(env: &[(&str, &str)]) -> (Reap, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_edge"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
+    cmd.env("RUST_LOG", "off").envs(env.iter().copied());
+    let (child, url, _) = start(cmd).await;
+    (child, url)
+}
+
+/// Starts `cmd` (the edge binary, perhaps through a shell) with the tests' listen
+/// address, name and cache size; returns it with its URL, read from the start-up line,
+/// and what it logs after, collected by a thread (which also keeps its stdout open).
+async fn start(mut cmd: Command) -> (Reap, String, Log) {
+    let child = cmd
         .env("EDGE_LISTEN", "127.0.0.1:0")
         .env("EDGE_NAME", "bin-edge")
         .env("EDGE_CACHE_SIZE", "16MiB")
-        .env("RUST_LOG", "off")
-        .envs(env.iter().copied())
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut child = Reap(child);
-    let stdout = child.0.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    });
-    let line = tokio::time::timeout(Duration::from_secs(10), line)
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let line = tokio::task::spawn_blocking(move || lines.next().map(|l| (l, lines)));
+    let (line, lines) = tokio::time::timeout(Duration::from_secs(10), line)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
+    let line = line.unwrap();
     assert!(
         line.starts_with("edge bin-edge listening on http://127.0.0.1:"),
         "{line}"
@@ -56,7 +67,14 @@ async fn spawn_edge(env: &[(&str, &str)]) -> (Reap, String) {
         .unwrap()
         .trim_end_matches('/')
         .to_owned();
-    (child, url)
+    let log = Log::default();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, url, log)
 }
 
 fn signal(child: &Reap, sig: &str) {
@@ -173,6 +191,85 @@ async fn binary_reloads_its_config_on_sighup_and_drains_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
+    let status = wait_exit(&mut child).await;
+    assert!(status.success(), "{status:?}");
+}
+
+/// CPU time (user + system, in clock ticks) the process `pid` has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which may hold spaces) start after ")".
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Defect 2 (edge): out of file descriptors, failing `accept`s back off (and are
+/// logged at most once per 10 s) instead of spinning, and the edge answers again as
+/// soon as descriptors are free. The binary runs under `ulimit -n 64`.
+#[tokio::test]
+async fn out_of_descriptors_accept_backs_off_and_recovers() {
+    let up = Upstream::start().await;
+    up.set("/a", Route::ok("max-age=60", "a"));
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -n 64 && exec \"$0\"",
+        env!("CARGO_BIN_EXE_edge"),
+    ])
+    .env("EDGE_ORIGIN", up.url().as_str())
+    .env("RUST_LOG", "edge=warn");
+    let (mut child, url, log) = start(cmd).await;
+    let pid = child.0.id();
+    let addr = url.trim_start_matches("http://").to_owned();
+    // More connections than the edge has descriptors: the first ones are accepted,
+    // the rest wait in the listen queue while `accept` fails with EMFILE.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let logged = |log: &Log| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("accept failed"))
+            .count()
+    };
+    let started = Instant::now();
+    while logged(&log) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no accept failure logged: {:?}",
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ticks, started) = (cpu_ticks(pid), Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (spent, waited) = (cpu_ticks(pid) - ticks, started.elapsed());
+    let failures = logged(&log);
+    // One line for the first failure, the next after 10 s (the old loop logged one
+    // every 50 ms); a spinning loop would use a CPU-second per second (100 ticks).
+    assert_eq!(failures, 1, "{:?}", log.lock().unwrap());
+    assert!(
+        spent < 50,
+        "{spent} ticks of CPU in {waited:?} at the limit"
+    );
+    // Descriptors freed: the edge answers again (its back-off is at most 1 s).
+    drop(held);
+    eventually(Duration::from_secs(10), "served again", || async {
+        client()
+            .get(format!("{url}/a"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    signal(&child, "-INT");
     let status = wait_exit(&mut child).await;
     assert!(status.success(), "{status:?}");
 }
