@@ -90,9 +90,10 @@ impl IntoResponse for OriginError {
             }
             Self::RangeNotSatisfiable { complete_length } => {
                 // §14.4: `bytes */complete-length` says how long the representation is.
-                if let Ok(value) = HeaderValue::try_from(format!("bytes */{complete_length}")) {
-                    headers.insert(header::CONTENT_RANGE, value);
-                }
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    http_rules::range::unsatisfied_range(complete_length),
+                );
                 headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             }
             _ => {}

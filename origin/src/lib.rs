@@ -2,9 +2,10 @@
 //! HTTP with exact RFC 9110 semantics, live channels looped on a clock, content steering
 //! over edges, and the browser watch page.
 //!
+//! The HTTP rules themselves (entity tags, preconditions, ranges, the 304 fields, dates)
+//! are `http_rules`'s, shared with the edge and the player.
+//!
 //! Layers, each using only those above it:
-//! - [`etag`], [`conditional`]: validators, preconditions (§13) and ranges (§14) as pure
-//!   decisions;
 //! - [`error`]: the one error type every route answers with;
 //! - [`entity`]: one representation (bytes or file) turned into the response a request asks
 //!   for; every route, file-backed or generated, answers through it;
@@ -16,10 +17,8 @@
 //! - [`state`]: what the routes share, including the clock;
 //! - [`routes`]: the HTTP handlers, [`router`] and [`serve`].
 
-pub mod conditional;
 pub mod entity;
 pub mod error;
-pub mod etag;
 pub mod library;
 pub mod live;
 pub mod metrics;

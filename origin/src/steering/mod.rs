@@ -32,10 +32,11 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 pub use config::{NamedUrl, SteeringConfig, SteeringError};
+use http_rules::edge_status::EdgeStatus;
 use manifests::{ManifestCache, ManifestError, SourceVersion, SteeredManifest};
 use metrics::SteeringMetrics;
 use policy::{EdgeFacts, priority, protocol_name, steering_query};
-use probes::{Change, EdgeReport, Outcome, Probe, Prober};
+use probes::{Change, Outcome, Probe, Prober};
 use windows::{Window, count_answer, slot_at};
 
 /// Memory for steered VOD manifests (a few kB each, two per asset).
@@ -67,7 +68,7 @@ pub struct Steering {
 
 /// One edge on `/steering/status`.
 #[derive(Debug, Serialize)]
-struct EdgeStatus<'a> {
+struct EdgeRow<'a> {
     name: &'a str,
     url: &'a str,
     usable: bool,
@@ -78,7 +79,7 @@ struct EdgeStatus<'a> {
     last_probe_latency_ms: Option<f64>,
     last_probe_error: Option<&'a str>,
     /// The last report received.
-    reported: Option<&'a EdgeReport>,
+    reported: Option<&'a EdgeStatus>,
 }
 
 impl Steering {
@@ -259,13 +260,13 @@ impl Steering {
         let wall = self.clock.now();
         let now = self.slot_now();
         let shared = self.lock();
-        let list: Vec<EdgeStatus<'_>> = self
+        let list: Vec<EdgeRow<'_>> = self
             .config
             .edges
             .iter()
             .zip(&shared.probes)
             .zip(&shared.windows)
-            .map(|((edge, probe), window)| EdgeStatus {
+            .map(|((edge, probe), window)| EdgeRow {
                 name: &edge.name,
                 url: edge.url.as_str(),
                 usable: probe.usable(),
