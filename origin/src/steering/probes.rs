@@ -141,7 +141,12 @@ async fn probe(client: &reqwest::Client, url: Url) -> Result<EdgeStatus, String>
         }
         body.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&body).map_err(|e| format!("invalid status JSON: {e}"))
+    read_status(&body)
+}
+
+/// The `/.edge/status` document, every field required (`http_rules::edge_status`).
+fn read_status(body: &[u8]) -> Result<EdgeStatus, String> {
+    serde_json::from_slice(body).map_err(|e| format!("invalid status JSON: {e}"))
 }
 
 #[cfg(test)]
@@ -238,6 +243,16 @@ mod tests {
         probe.record(7, t(7), outcome(Err("refused")));
         assert_eq!(probe.report, Some(report(true, 1.0)));
         assert_eq!(probe.error.as_deref(), Some("refused"));
+    }
+
+    #[test]
+    fn a_renamed_status_field_is_an_error_not_a_zero() {
+        let good = serde_json::to_vec(&report(true, 5.0)).unwrap_or_default();
+        assert_eq!(read_status(&good), Ok(report(true, 5.0)));
+        let text = String::from_utf8(good).unwrap_or_default();
+        let renamed = text.replace("bytes_out_per_s", "bytes_per_s");
+        let error = read_status(renamed.as_bytes()).err().unwrap_or_default();
+        assert!(error.contains("bytes_out_per_s"), "{error}");
     }
 
     #[test]
