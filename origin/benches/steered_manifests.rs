@@ -47,13 +47,9 @@ fn main() {
             .iter()
             .map(|e| e.parse().unwrap())
             .collect();
-        let state = AppState::new(&OriginConfig {
-            library: library.clone(),
-            web_libs: None,
-            store: StoreLimits::default(),
-        })
-        .with_steering(SteeringConfig::new(edges))
-        .unwrap();
+        let state = AppState::new(&OriginConfig::new(&library))
+            .with_steering(SteeringConfig::new(edges))
+            .unwrap();
         let app = origin::router(state.clone());
 
         let mut rows = Vec::new();

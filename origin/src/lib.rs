@@ -11,14 +11,19 @@
 //!   for; every route, file-backed or generated, answers through it;
 //! - [`store`]: content hashes and small bodies cached per file version;
 //! - [`paths`], [`library`]: what a URL may name, and the library folder;
+//! - [`versions`]: every build of an asset under URLs of its own, so a rebuild never
+//!   changes what an `immutable` URL means;
 //! - [`metrics`]: Prometheus counters and the per-request log line;
 //! - [`live`]: live channels, their documents pure functions of `now`;
 //! - [`steering`]: content steering, players sent to edges by a probed, load-aware order;
+//! - [`ingest`]: the library watch: dropped video files become assets (one ladder job at
+//!   a time), new builds get their snapshots and purge the edges;
 //! - [`state`]: what the routes share, including the clock;
 //! - [`routes`]: the HTTP handlers, [`router`] and [`serve`].
 
 pub mod entity;
 pub mod error;
+pub mod ingest;
 pub mod library;
 pub mod live;
 pub mod metrics;
@@ -27,6 +32,8 @@ pub mod routes;
 pub mod state;
 pub mod steering;
 pub mod store;
+pub mod versions;
+pub mod web_libs;
 
 pub use error::OriginError;
 pub use library::asset_urls;

@@ -448,13 +448,12 @@ async fn steered_manifests_are_kept_until_the_asset_changes() {
     }
     let edges = vec!["e1=http://127.0.0.1:1".parse::<NamedUrl>().unwrap()];
     let state = AppState::new(&OriginConfig {
-        library: dir.path().to_path_buf(),
-        web_libs: None,
         // Every request looks at the file again, so a change is seen at once.
         store: StoreLimits {
             recheck: Duration::ZERO,
             ..StoreLimits::default()
         },
+        ..OriginConfig::new(dir.path())
     })
     .with_steering(SteeringConfig::new(edges))
     .unwrap();
@@ -487,10 +486,15 @@ async fn steered_manifests_are_kept_until_the_asset_changes() {
             modified: std::fs::metadata(&model).unwrap().modified().unwrap(),
         }
     };
-    let steering = state.steering().unwrap();
+    // Manifests are kept per build: under `vod/sample/{token}` of the current one.
+    let (manifests, versions) = (state.manifests(), state.versions());
     let cached = |protocol, version| async move {
-        steering
-            .cached_vod_manifest("sample", protocol, &version)
+        let build = versions
+            .current("sample", std::time::SystemTime::now())
+            .await
+            .unwrap();
+        manifests
+            .get(&format!("vod/sample/{}", build.token), protocol, &version)
             .await
             .map(|m| String::from_utf8(m.bytes.to_vec()).unwrap())
     };

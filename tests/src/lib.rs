@@ -64,12 +64,7 @@ pub async fn start_live_origin_on(
     live: &LiveConfig,
     clock: SharedClock,
 ) -> std::io::Result<SocketAddr> {
-    let config = OriginConfig {
-        library: library.to_path_buf(),
-        web_libs: None,
-        store: StoreLimits::default(),
-    };
-    let state = AppState::new(&config).with_clock(clock);
+    let state = AppState::new(&OriginConfig::new(library)).with_clock(clock);
     let channels = LiveChannels::load(state.library(), live).map_err(std::io::Error::other)?;
     serve_origin(state.with_live(channels)).await
 }
@@ -83,11 +78,7 @@ pub async fn start_steered_origin(
     edges: &[(&str, SocketAddr)],
     ttl: Duration,
 ) -> std::io::Result<SocketAddr> {
-    let config = OriginConfig {
-        library: library.to_path_buf(),
-        web_libs: None,
-        store: StoreLimits::default(),
-    };
+    let config = OriginConfig::new(library);
     let edges = edges
         .iter()
         .map(|(name, addr)| format!("{name}=http://{addr}").parse::<NamedUrl>())
