@@ -279,3 +279,81 @@ async fn install(folder: &Path, npm: &Path) -> WebLibsStatus {
     tracing::info!(folder = %folder.display(), "player libraries installed");
     installed
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The watch page gets exactly what the browser suite tests: the same versions, the
+    /// same tarballs.
+    #[test]
+    fn the_lockfile_pins_what_the_browser_suite_tests() {
+        let ours: serde_json::Value = serde_json::from_str(PACKAGE_LOCK).unwrap();
+        let suite: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/browser/package-lock.json")).unwrap();
+        for package in ["hls.js", "dashjs", "shaka-player"] {
+            let key = format!("node_modules/{package}");
+            for field in ["version", "integrity"] {
+                let mine = &ours["packages"][&key][field];
+                assert!(mine.is_string(), "{key} {field}");
+                assert_eq!(*mine, suite["packages"][&key][field], "{key} {field}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn without_npm_it_says_what_to_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = install(dir.path(), Path::new("/nonexistent/npm")).await;
+        assert_eq!(status, WebLibsStatus::NoNpm);
+        assert!(status.advice().contains("apt-get install npm"));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_failed_install_reports_npms_last_line_and_a_complete_one_is_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join(WEB_LIBS_DIR);
+        let script = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        };
+        let failing = script(
+            "npm-fails",
+            "echo 'npm error network ETIMEDOUT' >&2; exit 1",
+        );
+        match install(&folder, &failing).await {
+            WebLibsStatus::Failed { error } => {
+                assert!(error.ends_with("npm error network ETIMEDOUT"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // It ran where the lockfile was written.
+        assert_eq!(
+            std::fs::read_to_string(folder.join("package-lock.json")).unwrap(),
+            PACKAGE_LOCK
+        );
+
+        // An npm that installs (writes the three files) makes it installed, once.
+        let files: Vec<String> = LIBS
+            .iter()
+            .map(|(_, candidates)| format!("node_modules/{}", candidates[0]))
+            .collect();
+        let body = files
+            .iter()
+            .map(|f| format!("mkdir -p \"$(dirname {f})\" && echo lib > {f}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let working = script("npm-works", &body);
+        let installed = WebLibsStatus::Installed {
+            folder: folder.clone(),
+        };
+        assert_eq!(install(&folder, &working).await, installed);
+        // The next start finds them and runs nothing (this npm would fail).
+        assert_eq!(install(&folder, &failing).await, installed);
+    }
+}
