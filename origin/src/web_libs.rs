@@ -67,7 +67,10 @@ impl WebLibsStatus {
     /// What the watch page tells a person whose libraries are missing.
     pub fn advice(&self) -> String {
         match self {
-            Self::Off => "The origin was started without player libraries.".into(),
+            Self::Off => "The origin was started without player libraries: the `origin` \
+                          binary installs them with npm ci unless told not to, or give it \
+                          --web-libs with a node_modules folder that has them."
+                .into(),
             Self::Given { folder } => format!(
                 "{} holds no such library (give --web-libs a node_modules folder with \
                  hls.js, dashjs and shaka-player).",
