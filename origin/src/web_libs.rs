@@ -265,8 +265,7 @@ async fn install(folder: &Path, npm: &Path) -> WebLibsStatus {
         let last = stderr
             .lines()
             .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.contains("A complete log"))
-            .last()
+            .rfind(|l| !l.is_empty() && !l.contains("A complete log"))
             .unwrap_or("no message")
             .chars()
             .take(300)
@@ -331,7 +330,7 @@ mod tests {
         );
         match install(&folder, &failing).await {
             WebLibsStatus::Failed { error } => {
-                assert!(error.ends_with("npm error network ETIMEDOUT"), "{error}")
+                assert!(error.ends_with("npm error network ETIMEDOUT"), "{error}");
             }
             other => panic!("{other:?}"),
         }

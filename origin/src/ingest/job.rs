@@ -107,18 +107,18 @@ impl Job {
                     self.asset, self.file
                 ));
             }
-            Folder::Built { file, .. } if file == self.file => {
-                if built_record(&self.library, &self.asset)
-                    .is_some_and(|built| built.sha256 == record.sha256)
-                {
-                    return match rewrite_record(&self.library, &self.asset, &record) {
-                        Ok(()) => Outcome::Unchanged,
-                        Err(e) => Outcome::Failed(format!(
-                            "cannot update {}/{SOURCE_JSON}: {e}",
-                            self.asset
-                        )),
-                    };
-                }
+            // Touched, content unchanged: only the record changes.
+            Folder::Built { file, .. }
+                if file == self.file
+                    && built_record(&self.library, &self.asset)
+                        .is_some_and(|built| built.sha256 == record.sha256) =>
+            {
+                return match rewrite_record(&self.library, &self.asset, &record) {
+                    Ok(()) => Outcome::Unchanged,
+                    Err(e) => {
+                        Outcome::Failed(format!("cannot update {}/{SOURCE_JSON}: {e}", self.asset))
+                    }
+                };
             }
             _ => {}
         }

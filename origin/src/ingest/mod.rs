@@ -417,7 +417,7 @@ fn stop_job(table: &mut Table, file: &str) {
 fn log_change(file: &str, state: &State) {
     match state {
         State::Settling { .. } => {
-            tracing::info!(file, "source file seen: waiting until it stops changing")
+            tracing::info!(file, "source file seen: waiting until it stops changing");
         }
         State::Queued { .. } => tracing::info!(file, "source file queued for its ladder"),
         State::Ready { .. } => tracing::info!(file, "asset up to date with its source file"),
