@@ -15,7 +15,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  binary, checkPlayback, here, launchChromium, openPage, results, sleep, startServer, stopAll, waitFor,
+  binary, checkPlayback, here, launchChromium, openPage, results, sleep, startServer, stop, stopAll, waitFor,
 } from "./harness.mjs";
 
 // Long enough to play 6 s, ramp up, then be throttled down, without reaching the end.
