@@ -203,7 +203,8 @@ fn finish(mut mpd: MPD, delivery: &Delivery) -> String {
         .pathways
         .iter()
         .map(|p| BaseURL {
-            serviceLocation: Some(p.id.clone()),
+            // An unnamed pathway (one base, no steering) has no service location.
+            serviceLocation: (!p.id.is_empty()).then(|| p.id.clone()),
             base: p.base.clone(),
             ..Default::default()
         })

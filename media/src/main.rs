@@ -204,9 +204,9 @@ fn run() -> anyhow::Result<()> {
             quiet,
         } => {
             let opts = media::LadderOptions {
-                ladder,
                 segment,
                 cancel: cancel_on_signal(),
+                ..media::LadderOptions::new(ladder)
             };
             let bar = progress_bar(quiet)?;
             let result = media::ladder(&input, &out, &name, &opts, |p| show(&bar, p));

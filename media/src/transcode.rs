@@ -37,6 +37,10 @@ pub struct LadderOptions {
     /// Target seconds per segment (a whole number of frames: rounded to one).
     pub segment: f64,
     pub cancel: Cancel,
+    /// Files (name, bytes) written into the asset folder with the rest, before it is
+    /// renamed into place: the origin records in one which source the asset was built
+    /// from, so the record and the asset appear (and disappear) together.
+    pub extra_files: Vec<(String, Vec<u8>)>,
 }
 
 impl LadderOptions {
@@ -45,6 +49,7 @@ impl LadderOptions {
             ladder,
             segment: 2.0,
             cancel: Cancel::new(),
+            extra_files: Vec::new(),
         }
     }
 }
@@ -358,6 +363,12 @@ fn build_ladder(
 ) -> Result<Report> {
     let started = Instant::now();
     crate::asset::check_asset_name(name)?;
+    for (file, _) in &opts.extra_files {
+        // A plain file name in the asset folder (the rule of asset names).
+        crate::asset::check_asset_name(file).map_err(|_| {
+            MediaError::Invalid(format!("extra file {file:?}: a plain file name is needed"))
+        })?;
+    }
     progress(Progress {
         stage: Stage::Probing,
         fraction: 0.0,
@@ -511,6 +522,9 @@ fn build_ladder(
         fraction: 1.0,
     });
     let presentation = write_vod(dir, renditions)?;
+    for (file, bytes) in &opts.extra_files {
+        write_file(&dir.join(file), bytes)?;
+    }
     opts.cancel.check()?;
     let out = staging.commit()?;
     Ok(Report::new(out, started, &presentation, &|r| {

@@ -15,7 +15,6 @@ use media::SteeringProtocol;
 use origin::entity::tag_of;
 use origin::steering::SteeringConfig;
 use origin::steering::manifests::{delivery, write_vod};
-use origin::store::StoreLimits;
 use origin::{AppState, OriginConfig};
 use tower::ServiceExt;
 
@@ -47,13 +46,9 @@ fn main() {
             .iter()
             .map(|e| e.parse().unwrap())
             .collect();
-        let state = AppState::new(&OriginConfig {
-            library: library.clone(),
-            web_libs: None,
-            store: StoreLimits::default(),
-        })
-        .with_steering(SteeringConfig::new(edges))
-        .unwrap();
+        let state = AppState::new(&OriginConfig::new(&library))
+            .with_steering(SteeringConfig::new(edges))
+            .unwrap();
         let app = origin::router(state.clone());
 
         let mut rows = Vec::new();

@@ -12,13 +12,16 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http_rules::date::{http_date_value, whole_seconds};
+use http_rules::etag::EntityTag;
+use http_rules::not_modified::not_modified_headers;
+use http_rules::precondition::{Conditions, Evaluation, Validators, evaluate};
+use http_rules::range::content_range;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use crate::conditional::{Plan, RequestConditions, Validators, plan, to_http_seconds};
 use crate::error::OriginError;
-use crate::etag::EntityTag;
 
 /// Where a representation's bytes are.
 #[derive(Debug, Clone)]
@@ -99,72 +102,58 @@ pub fn tag_of(bytes: &[u8]) -> EntityTag {
     EntityTag::from_digest(&Sha256::digest(bytes))
 }
 
-/// Answers a GET or HEAD for `entity` following the request's conditional and range fields.
+/// Answers a GET or HEAD for `entity` following the request's conditional and range fields
+/// (RFC 9110 §13.2.2, evaluated by `http_rules::precondition`).
 pub fn respond(method: &Method, headers: &HeaderMap, entity: &Entity) -> Response {
-    let last_modified = to_http_seconds(entity.last_modified);
     let validators = Validators {
-        etag: &entity.etag,
-        last_modified,
-        len: entity.len,
+        etag: Some(&entity.etag),
+        last_modified: Some(entity.last_modified),
+        len: Some(entity.len),
     };
-    let conditions = RequestConditions::from_headers(headers);
-    let etag = entity.etag.to_header();
-    let cache_control = entity.cache.header();
-    match plan(method, &conditions, validators) {
-        Plan::NotModified => {
-            // §15.4.5: a 304 carries the fields a 200 would have for cache updates, no body.
-            let mut response = StatusCode::NOT_MODIFIED.into_response();
-            let h = response.headers_mut();
-            h.insert(header::ETAG, etag);
-            h.insert(header::CACHE_CONTROL, cache_control);
-            response
-        }
-        Plan::PreconditionFailed => OriginError::PreconditionFailed.into_response(),
-        Plan::RangeNotSatisfiable => OriginError::RangeNotSatisfiable {
-            complete_length: entity.len,
-        }
-        .into_response(),
-        plan @ (Plan::Full | Plan::Partial(_)) => {
-            let (status, start, len) = match &plan {
-                Plan::Partial(r) => (
-                    StatusCode::PARTIAL_CONTENT,
-                    *r.start(),
-                    r.end() - r.start() + 1,
-                ),
-                _ => (StatusCode::OK, 0, entity.len),
-            };
-            let body = if method == Method::HEAD {
-                Body::empty()
-            } else {
-                body(&entity.content, start, len)
-            };
-            let mut response = Response::new(body);
-            *response.status_mut() = status;
-            let h = response.headers_mut();
-            h.insert(header::CONTENT_TYPE, entity.content_type.clone());
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            h.insert(header::ETAG, etag);
-            h.insert(
-                header::LAST_MODIFIED,
-                header_value(httpdate::fmt_http_date(last_modified)),
-            );
-            h.insert(header::CACHE_CONTROL, cache_control);
-            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            if status == StatusCode::PARTIAL_CONTENT {
-                // §14.4: Content-Range: bytes first-last/complete-length.
-                h.insert(
-                    header::CONTENT_RANGE,
-                    header_value(format!("bytes {start}-{}/{}", start + len - 1, entity.len)),
-                );
+    let evaluation = evaluate(method, &Conditions::from_headers(headers), validators);
+    let (status, start, len) = match &evaluation {
+        Evaluation::PreconditionFailed => return OriginError::PreconditionFailed.into_response(),
+        Evaluation::RangeNotSatisfiable => {
+            return OriginError::RangeNotSatisfiable {
+                complete_length: entity.len,
             }
-            response
+            .into_response();
         }
+        Evaluation::Partial(range) => (
+            StatusCode::PARTIAL_CONTENT,
+            *range.start(),
+            range.end() - range.start() + 1,
+        ),
+        Evaluation::Full | Evaluation::NotModified => (StatusCode::OK, 0, entity.len),
+    };
+    let mut full = HeaderMap::new();
+    full.insert(header::CONTENT_TYPE, entity.content_type.clone());
+    full.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    full.insert(header::ETAG, entity.etag.to_header());
+    full.insert(
+        header::LAST_MODIFIED,
+        http_date_value(whole_seconds(entity.last_modified)),
+    );
+    full.insert(header::CACHE_CONTROL, entity.cache.header());
+    full.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if evaluation == Evaluation::NotModified {
+        // §15.4.5: the fields a 200 would carry for cache updates, and no body.
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        *response.headers_mut() = not_modified_headers(&full);
+        return response;
     }
-}
-
-/// Header values we format ourselves are ASCII digits, letters and punctuation.
-fn header_value(s: String) -> HeaderValue {
-    HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+    if let Evaluation::Partial(range) = &evaluation {
+        full.insert(header::CONTENT_RANGE, content_range(range, entity.len));
+    }
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        body(&entity.content, start, len)
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = full;
+    response
 }
 
 /// The body for `len` bytes from `start`.

@@ -32,6 +32,10 @@ pub enum OriginError {
     /// RFC 9110 §15.5.17, for a representation of `complete_length` bytes.
     #[error("range not satisfiable")]
     RangeNotSatisfiable { complete_length: u64 },
+    /// Not there yet, but soon (an asset being prepared): 503 with `Retry-After` in
+    /// seconds (RFC 9110 §15.6.4, §10.2.3).
+    #[error("{reason}")]
+    Unavailable { reason: String, retry_after: u32 },
     /// The handler did not finish in time.
     #[error("request timed out")]
     Timeout,
@@ -54,6 +58,7 @@ impl OriginError {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -88,11 +93,15 @@ impl IntoResponse for OriginError {
             Self::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
             }
+            Self::Unavailable { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
             Self::RangeNotSatisfiable { complete_length } => {
                 // §14.4: `bytes */complete-length` says how long the representation is.
-                if let Ok(value) = HeaderValue::try_from(format!("bytes */{complete_length}")) {
-                    headers.insert(header::CONTENT_RANGE, value);
-                }
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    http_rules::range::unsatisfied_range(complete_length),
+                );
                 headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             }
             _ => {}
@@ -116,7 +125,7 @@ mod tests {
             &'static str,
             Option<(&'static str, &'static str)>,
         );
-        let rows: [Row; 9] = [
+        let rows: [Row; 10] = [
             (
                 OriginError::InvalidPath,
                 400,
@@ -167,6 +176,16 @@ mod tests {
                 "range not satisfiable",
                 "no-store",
                 Some(("content-range", "bytes */300")),
+            ),
+            (
+                OriginError::Unavailable {
+                    reason: "film is being prepared: encoding 42 %".into(),
+                    retry_after: 5,
+                },
+                503,
+                "film is being prepared: encoding 42 %",
+                "no-store",
+                Some(("retry-after", "5")),
             ),
             (
                 OriginError::Timeout,

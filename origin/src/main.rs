@@ -9,11 +9,15 @@ use anyhow::Context;
 use clap::Parser;
 use http_rules::cli::{NamedUrl, parse_duration};
 use http_rules::signal::stop_signal;
+use origin::ingest::IngestConfig;
+use origin::ingest::purge::PurgeConfig;
 use origin::library::{SampleConfig, ensure_sample};
 use origin::live::{LiveChannels, LiveConfig};
 use origin::steering::SteeringConfig;
 use origin::store::StoreLimits;
+use origin::web_libs::WebLibs;
 use origin::{AppState, OriginConfig, asset_urls, router, serve};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// Rivulet origin: serves packaged assets (HLS and DASH over CMAF) and a watch page.
@@ -28,14 +32,39 @@ struct Args {
     #[arg(long, env = "ORIGIN_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
 
-    /// Folder laid out like node_modules with hls.js, dashjs and shaka-player, served
-    /// under /lib/ for the watch page.
-    #[arg(
-        long,
-        env = "ORIGIN_WEB_LIBS",
-        default_value = "tests/browser/node_modules"
-    )]
-    web_libs: PathBuf,
+    /// A node_modules folder with hls.js, dashjs and shaka-player, served under /lib/ for
+    /// the watch page. Without it, the first start installs them into LIBRARY/.web-libs
+    /// with `npm ci` from the origin's committed lockfile (in the background).
+    #[arg(long, env = "ORIGIN_WEB_LIBS")]
+    web_libs: Option<PathBuf>,
+
+    /// Never run npm: without --web-libs the watch page then plays natively only.
+    #[arg(long, env = "ORIGIN_NO_WEB_LIBS_INSTALL")]
+    no_web_libs_install: bool,
+
+    /// Do not build video files dropped into the library (LIBRARY/NAME.mp4, .mov, .m4v).
+    #[arg(long, env = "ORIGIN_NO_INGEST")]
+    no_ingest: bool,
+
+    /// Ladder that dropped video files are built with: default, small, or a list of
+    /// kbit/s such as 300,750,1850.
+    #[arg(long, env = "ORIGIN_INGEST_LADDER", default_value = "default")]
+    ingest_ladder: String,
+
+    /// How often the library is looked at for dropped or changed files; a file must stay
+    /// unchanged this long (two looks) before it is built.
+    #[arg(long, env = "ORIGIN_INGEST_POLL", default_value = "2s", value_parser = parse_duration)]
+    ingest_poll: Duration,
+
+    /// How long a replaced build of an asset stays servable under its versioned URLs
+    /// (keep it above the manifests' one-hour max-age).
+    #[arg(long, env = "ORIGIN_KEEP_REPLACED", default_value = "2h", value_parser = parse_duration)]
+    keep_replaced: Duration,
+
+    /// Bearer token of the --edge's PURGE (their --purge-token): with it, the origin purges
+    /// /vod/NAME/* on every edge when NAME gets a new build.
+    #[arg(long, env = "ORIGIN_EDGE_PURGE_TOKEN", hide_env_values = true)]
+    edge_purge_token: Option<String>,
 
     /// Ladder of the built-in sample when it has to be built: default, small, or a list
     /// of kbit/s such as 300,750,1850.
@@ -117,20 +146,36 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
 
     let config = OriginConfig {
-        library: args.library.clone(),
-        web_libs: args.web_libs.is_dir().then(|| args.web_libs.clone()),
+        web_libs: args.web_libs.clone(),
         store: StoreLimits {
             capacity: args.cache_mb << 20,
             ..StoreLimits::default()
         },
+        keep_replaced: args.keep_replaced,
+        ..OriginConfig::new(&args.library)
     };
-    if config.web_libs.is_none() {
-        tracing::warn!(
-            folder = %args.web_libs.display(),
-            "no player libraries: the watch page offers native HLS only (run `npm ci` in tests/browser)"
-        );
+    let ingest_ladder: media::Ladder = args
+        .ingest_ladder
+        .parse()
+        .with_context(|| format!("invalid --ingest-ladder {:?}", args.ingest_ladder))?;
+    if args.edge_purge_token.is_some() && args.edges.is_empty() {
+        anyhow::bail!("--edge-purge-token needs the --edge list it purges");
     }
-    let state = AppState::new(&config);
+    // The folder files are dropped into exists from the start.
+    std::fs::create_dir_all(&args.library)
+        .with_context(|| format!("cannot create the library {}", args.library.display()))?;
+    let mut state = AppState::new(&config);
+    match &args.web_libs {
+        Some(folder) if !folder.is_dir() => tracing::warn!(
+            folder = %folder.display(),
+            "--web-libs is not a folder: the watch page plays natively only"
+        ),
+        Some(_) => {}
+        None if args.no_web_libs_install => tracing::info!(
+            "no player libraries (--no-web-libs-install): the watch page plays natively only"
+        ),
+        None => state = state.with_web_libs(WebLibs::install(&args.library, "npm".into())),
+    }
 
     if !args.no_sample {
         let sample = SampleConfig {
@@ -185,6 +230,20 @@ async fn main() -> anyhow::Result<()> {
             })
             .context("cannot set up content steering")?;
     }
+    let ingest = IngestConfig {
+        segment: 2.0,
+        poll: args.ingest_poll,
+        build: !args.no_ingest,
+        purge: args.edge_purge_token.clone().map(|token| PurgeConfig {
+            edges: args.edges.clone(),
+            token,
+        }),
+        ..IngestConfig::new(ingest_ladder, &args.ingest_ladder)
+    };
+    state = state
+        .with_ingest(ingest)
+        .map_err(anyhow::Error::msg)
+        .context("cannot watch the library")?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -221,9 +280,44 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    serve(listener, router(state), stop_signal())
-        .await
-        .context("server error")?;
+    if !args.no_ingest {
+        println!(
+            "  drop a video file (.mp4, .mov, .m4v) into {} to make it an asset; progress at {base}/ and {base}/library/status",
+            args.library.display()
+        );
+    }
+
+    // On Ctrl-C or SIGTERM the running ladder job and npm stop at once, while the server
+    // lets open responses finish.
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            stop_signal().await;
+            stop.cancel();
+        }
+    });
+    let watcher = state.clone();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            stop.cancelled().await;
+            watcher.web_libs().stop();
+            if let Some(ingest) = watcher.ingest() {
+                ingest.shutdown(Duration::from_secs(10)).await;
+            }
+        }
+    });
+    serve(
+        listener,
+        router(state.clone()),
+        stop.clone().cancelled_owned(),
+    )
+    .await
+    .context("server error")?;
+    if let Some(ingest) = state.ingest() {
+        ingest.shutdown(Duration::from_secs(10)).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -12,7 +12,7 @@ use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
 use crate::entity::{Content, tag_of};
-use crate::etag::EntityTag;
+use http_rules::etag::EntityTag;
 
 /// Why a file could not be served.
 #[derive(Debug, Clone, thiserror::Error)]

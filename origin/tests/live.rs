@@ -58,7 +58,7 @@ async fn segments_appear_and_expire_on_the_clock() {
     assert!(header(&available, "cache-control").contains("immutable"));
     assert_eq!(
         header(&available, "last-modified"),
-        httpdate::fmt_http_date(after_start(102.0)),
+        http_rules::date::format_http_date(after_start(102.0)),
         "dated when it became available"
     );
 
@@ -88,7 +88,7 @@ async fn playlists_revalidate_until_a_segment_completes() {
         assert_eq!(header(&first, "cache-control"), "public, max-age=1");
         assert_eq!(
             header(&first, "last-modified"),
-            httpdate::fmt_http_date(after_start(100.0)),
+            http_rules::date::format_http_date(after_start(100.0)),
             "{path}: dated at the newest segment's completion"
         );
         let etag = header(&first, "etag").to_owned();

@@ -225,7 +225,15 @@ async fn manifests_list_every_edge_as_a_pathway_and_parse_back() {
     assert_eq!(revalidated.status(), 304);
 
     let hls = media::hls::parse_multivariant(&text, &url).unwrap();
-    assert_pathways(&cluster, &hls.delivery, "vod/sample");
+    // The presentation's media are under the current build's token (versioned URLs).
+    let token = hls.renditions[0]
+        .playlist_uri
+        .as_deref()
+        .and_then(|uri| uri.split('/').find(|c| c.starts_with("v-")))
+        .unwrap()
+        .to_owned();
+    let root = format!("vod/sample/{token}");
+    assert_pathways(&cluster, &hls.delivery, &root);
     let server = hls.delivery.steering.clone().unwrap();
     assert_eq!(server.uri, "/steering/hls?start=1");
     assert_eq!(server.default_pathway.as_deref(), Some("e1"));
@@ -233,10 +241,7 @@ async fn manifests_list_every_edge_as_a_pathway_and_parse_back() {
     // A media playlist and a segment on the second pathway come through edge e2.
     let playlist = hls.renditions[0].playlist_uri.clone().unwrap();
     let on_e2 = hls.delivery.rebase(&playlist, "e1", "e2").unwrap();
-    assert!(
-        on_e2.starts_with(&cluster.edge_base(1, "vod/sample")),
-        "{on_e2}"
-    );
+    assert!(on_e2.starts_with(&cluster.edge_base(1, &root)), "{on_e2}");
     let media_text = cluster.get(&on_e2, &[]).await.text().await.unwrap();
     let media_playlist = media::hls::parse_media_playlist(&media_text, &on_e2).unwrap();
     let segment = cluster.get(&media_playlist.segments[0].uri, &[]).await;
@@ -253,7 +258,7 @@ async fn manifests_list_every_edge_as_a_pathway_and_parse_back() {
     );
     let text = response.text().await.unwrap();
     let dash = media::dash::parse_mpd(&text, &url, 0.0).unwrap();
-    assert_pathways(&cluster, &dash.delivery, "vod/sample");
+    assert_pathways(&cluster, &dash.delivery, &root);
     let server = dash.delivery.steering.clone().unwrap();
     assert_eq!(server.uri, "/steering/dash?start=1");
     assert_eq!(server.default_pathway.as_deref(), Some("e1"));
@@ -448,13 +453,12 @@ async fn steered_manifests_are_kept_until_the_asset_changes() {
     }
     let edges = vec!["e1=http://127.0.0.1:1".parse::<NamedUrl>().unwrap()];
     let state = AppState::new(&OriginConfig {
-        library: dir.path().to_path_buf(),
-        web_libs: None,
         // Every request looks at the file again, so a change is seen at once.
         store: StoreLimits {
             recheck: Duration::ZERO,
             ..StoreLimits::default()
         },
+        ..OriginConfig::new(dir.path())
     })
     .with_steering(SteeringConfig::new(edges))
     .unwrap();
@@ -487,10 +491,15 @@ async fn steered_manifests_are_kept_until_the_asset_changes() {
             modified: std::fs::metadata(&model).unwrap().modified().unwrap(),
         }
     };
-    let steering = state.steering().unwrap();
+    // Manifests are kept per build: under `vod/sample/{token}` of the current one.
+    let (manifests, versions) = (state.manifests(), state.versions());
     let cached = |protocol, version| async move {
-        steering
-            .cached_vod_manifest("sample", protocol, &version)
+        let build = versions
+            .current("sample", std::time::SystemTime::now())
+            .await
+            .unwrap();
+        manifests
+            .get(&format!("vod/sample/{}", build.token), protocol, &version)
             .await
             .map(|m| String::from_utf8(m.bytes.to_vec()).unwrap())
     };

@@ -10,165 +10,44 @@
 // RESULTS_DIR (default ./results).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { rmSync, mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import {
+  binary, checkPlayback, here, launchChromium, openPage, results, sleep, startServer, stop, stopAll, waitFor,
+} from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "../..");
-const results = process.env.RESULTS_DIR || join(here, "results");
 // Long enough to play 6 s, ramp up, then be throttled down, without reaching the end.
 const SAMPLE_SECONDS = Number(process.env.SAMPLE_SECONDS || 40);
 
-// A binary of the workspace: $<NAME>_BIN, else the release or debug build.
-function findBinary(name) {
-  const candidates = [
-    process.env[`${name.toUpperCase()}_BIN`],
-    process.env.CARGO_TARGET_DIR && join(resolve(repo, process.env.CARGO_TARGET_DIR), `release/${name}`),
-    join(repo, `target/release/${name}`),
-    join(repo, `target/debug/${name}`),
-  ].filter(Boolean);
-  return { found: candidates.find((p) => existsSync(p)), candidates };
-}
-
-const children = []; // every process this suite started, stopped by PID in after()
 let base; // the origin, http://127.0.0.1:PORT
 let browser;
 let library;
 
-// Starts a server and resolves with { url, child }: the first URL its banner prints after
-// "listening on", and the process.
-function startServer(bin, args, seconds) {
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
-  children.push(child);
-  let stderr = "";
-  child.stderr.on("data", (d) => { stderr = (stderr + d).slice(-4000); });
-  return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${bin} did not start within ${seconds} s\n${stderr}`)), seconds * 1000);
-    let out = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/[^\s/]+)/);
-      if (m) { clearTimeout(timer); resolvePromise({ url: m[1], child }); }
-    });
-    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`${bin} exited with ${code}\n${stderr}`)); });
-  });
-}
-
-async function stop(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
 // The origin on a free port; it builds the small sample into a fresh library first.
 function startOrigin() {
-  const { found, candidates } = findBinary("origin");
-  if (!found) {
-    throw new Error(`no origin binary in ${candidates.join(", ")}: run \`cargo build --release -p origin\` or set ORIGIN_BIN`);
-  }
   library = mkdtempSync(join(tmpdir(), "rivulet-browser-"));
-  return startServer(found, [
+  return startServer(binary("origin"), [
     "--library", library, "--listen", "127.0.0.1:0",
     "--web-libs", join(here, "node_modules"),
     "--sample-ladder", "small", "--sample-duration", String(SAMPLE_SECONDS),
   ], 180);
 }
 
-function edgeBinary() {
-  const { found, candidates } = findBinary("edge");
-  assert.ok(found, `no edge binary in ${candidates.join(", ")}: run \`cargo build --release -p edge\` or set EDGE_BIN`);
-  return found;
-}
-
 before(async () => {
-  mkdirSync(results, { recursive: true });
   base = (await startOrigin()).url;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_BIN || "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  await Promise.all(children.map(stop));
+  await stopAll();
   if (library) rmSync(library, { recursive: true, force: true });
 });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// Polls the page's stats until `done(stats)` or the deadline; returns the last stats.
-async function waitFor(page, what, done, seconds) {
-  const deadline = Date.now() + seconds * 1000;
-  let stats;
-  while (Date.now() < deadline) {
-    stats = await page.evaluate(() => window.rivulet && window.rivulet.stats());
-    if (stats && stats.fatal) assert.fail(`fatal player error while waiting for ${what}: ${stats.fatal}`);
-    if (stats && done(stats)) return stats;
-    await sleep(250);
-  }
-  assert.fail(`timed out after ${seconds} s waiting for ${what}; last stats: ${JSON.stringify(stats)}`);
-}
-
-// Mean luma and the share of non-dark pixels of a frame grabbed from the video.
-function grabFrame(page) {
-  return page.evaluate(() => {
-    const video = document.getElementById("video");
-    const canvas = document.createElement("canvas");
-    canvas.width = 160;
-    canvas.height = 90;
-    const ctx = canvas.getContext("2d", { willReadFrequently: true });
-    ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
-    const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
-    let sum = 0;
-    let bright = 0;
-    for (let i = 0; i < data.length; i += 4) {
-      const y = 0.2126 * data[i] + 0.7152 * data[i + 1] + 0.0722 * data[i + 2];
-      sum += y;
-      if (y > 32) bright += 1;
-    }
-    const n = data.length / 4;
-    return { mean: sum / n, brightShare: bright / n };
-  });
-}
-
-async function openWatchPage(engine, query = "", server = base, watch = "watch/sample") {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  await page.goto(`${server}/${watch}?engine=${engine}${query}`);
-  return { page, problems };
-}
-
-// Plays at least 6 s with frames decoded and shown, no fatal error, a frame that is not
-// black; saves a screenshot.
-async function checkPlayback(engine, page, problems, shot) {
-  if (engine === "native") {
-    const can = await page.evaluate(() => document.createElement("video").canPlayType("application/vnd.apple.mpegurl"));
-    assert.notEqual(can, "", "this Chromium does not play HLS natively");
-  }
-  const start = await waitFor(page, "playback to start", (s) => s.currentTime > 0.3 && !s.paused, 30);
-  const later = await waitFor(page, "6 s of playback", (s) => s.currentTime >= start.currentTime + 6, 30);
-  assert.equal(later.engine, engine);
-  assert.equal(later.fatal, null);
-  assert.ok(later.totalVideoFrames > start.totalVideoFrames, `frames grew: ${start.totalVideoFrames} → ${later.totalVideoFrames}`);
-  const frame = await grabFrame(page);
-  assert.ok(frame.mean > 16 && frame.brightShare > 0.05, `the frame is not black: ${JSON.stringify(frame)}`);
-  assert.deepEqual(problems, []);
-  await page.screenshot({ path: join(results, shot) });
+function openWatchPage(engine, query = "", server = base, watch = "watch/sample") {
+  return openPage(browser, `${server}/${watch}?engine=${engine}${query}`);
 }
 
 const ENGINES = ["native", "hlsjs", "dashjs", "shaka-hls", "shaka-dash"];
@@ -186,7 +65,7 @@ for (const engine of ENGINES) {
 
 // The page uses relative URLs only, so it plays through an edge in front of the origin.
 test("plays with hls.js and dash.js through an edge", { timeout: 120_000 }, async () => {
-  const { url: edge } = await startServer(edgeBinary(), ["--origin", base, "--listen", "127.0.0.1:0"], 30);
+  const { url: edge } = await startServer(binary("edge"), ["--origin", base, "--listen", "127.0.0.1:0"], 30);
   for (const engine of ["hlsjs", "dashjs"]) {
     const { page, problems } = await openWatchPage(engine, "", edge);
     const cacheStatus = [];
@@ -253,17 +132,16 @@ function freePort() {
 // A second origin over the suite's library that steers players to two edges in front of
 // it (short TTL and probe interval, so a dead edge is left within about two seconds).
 async function startSteeredCluster() {
-  const { found } = findBinary("origin");
   const ports = [await freePort(), await freePort()];
   const edges = ports.map((port, i) => ({ name: `e${i + 1}`, host: `127.0.0.1:${port}` }));
-  const origin = await startServer(found, [
+  const origin = await startServer(binary("origin"), [
     "--library", library, "--no-sample", "--listen", "127.0.0.1:0",
     "--web-libs", join(here, "node_modules"),
     ...edges.flatMap((e) => ["--edge", `${e.name}=http://${e.host}`]),
     "--steering-ttl", "2", "--edge-probe-interval", "250ms",
   ], 30);
   for (const e of edges) {
-    e.child = (await startServer(edgeBinary(), ["--origin", origin.url, "--listen", e.host, "--name", e.name], 30)).child;
+    e.child = (await startServer(binary("edge"), ["--origin", origin.url, "--listen", e.host, "--name", e.name], 30)).child;
   }
   return { origin, edges, stop: () => Promise.all([origin.child, ...edges.map((e) => e.child)].map(stop)) };
 }

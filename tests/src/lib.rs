@@ -12,7 +12,6 @@ use std::time::Duration;
 use http_rules::{SharedClock, SystemClock};
 use origin::live::{LiveChannels, LiveConfig};
 use origin::steering::{NamedUrl, SteeringConfig};
-use origin::store::StoreLimits;
 use origin::{AppState, OriginConfig};
 
 /// A library holding the `small` sample (three rungs, 300/750/1850 kbit/s, and audio) of
@@ -64,12 +63,7 @@ pub async fn start_live_origin_on(
     live: &LiveConfig,
     clock: SharedClock,
 ) -> std::io::Result<SocketAddr> {
-    let config = OriginConfig {
-        library: library.to_path_buf(),
-        web_libs: None,
-        store: StoreLimits::default(),
-    };
-    let state = AppState::new(&config).with_clock(clock);
+    let state = AppState::new(&OriginConfig::new(library)).with_clock(clock);
     let channels = LiveChannels::load(state.library(), live).map_err(std::io::Error::other)?;
     serve_origin(state.with_live(channels)).await
 }
@@ -83,11 +77,7 @@ pub async fn start_steered_origin(
     edges: &[(&str, SocketAddr)],
     ttl: Duration,
 ) -> std::io::Result<SocketAddr> {
-    let config = OriginConfig {
-        library: library.to_path_buf(),
-        web_libs: None,
-        store: StoreLimits::default(),
-    };
+    let config = OriginConfig::new(library);
     let edges = edges
         .iter()
         .map(|(name, addr)| format!("{name}=http://{addr}").parse::<NamedUrl>())
@@ -108,12 +98,18 @@ pub async fn start_steered_origin(
 async fn serve_origin(state: AppState) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(origin::serve(
-        listener,
-        origin::router(state),
-        std::future::pending(),
-    ));
+    serve_origin_on(listener, state, std::future::pending());
     Ok(addr)
+}
+
+/// Serves `state` on `listener` until `shutdown` completes (an origin stopped and started
+/// again over the same library).
+pub fn serve_origin_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    tokio::spawn(origin::serve(listener, origin::router(state), shutdown));
 }
 
 /// Starts an edge named `name` in front of `upstream` on 127.0.0.1:0.
@@ -230,11 +226,23 @@ pub async fn start_stoppable_edge(
     name: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<SocketAddr> {
+    start_edge_with(upstream, name, |_| {}, shutdown).await
+}
+
+/// Starts an edge as [`start_stoppable_edge`] does, with `configure` changing its
+/// configuration first (e.g. setting its purge token).
+pub async fn start_edge_with(
+    upstream: SocketAddr,
+    name: &str,
+    configure: impl FnOnce(&mut edge::Config),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<SocketAddr> {
     let origin_url = format!("http://{upstream}")
         .parse()
         .map_err(std::io::Error::other)?;
     let mut config = edge::Config::new(origin_url);
     config.name = Some(name.into());
+    configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     config.listen = addr;

@@ -36,9 +36,23 @@ async fn ffmpeg_plays_hls_and_dash_from_origin_and_through_edge() {
             assert_eq!(counts, [frames, frames, frames], "{url}");
         }
     }
-    // Everything ffmpeg read through the edge was stored: a repeat is a hit.
+    // Everything ffmpeg read through the edge was stored: a repeat is a hit. The
+    // manifests name the media under the current build's token (versioned URLs).
     let client = reqwest::Client::new();
-    let url = format!("http://{edge}/vod/sample/720p-1850k/2.m4s");
+    let master = client
+        .get(format!("http://{edge}/vod/sample/master.m3u8"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = master
+        .lines()
+        .find(|l| l.starts_with("v-"))
+        .and_then(|uri| uri.split('/').next())
+        .unwrap_or_else(|| panic!("no versioned URI in {master}"));
+    let url = format!("http://{edge}/vod/sample/{token}/720p-1850k/2.m4s");
     let response = client.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let status = response.headers()["cache-status"]

@@ -4,13 +4,14 @@
 //!
 //! - [`vod`]: `/vod/…`, files of the library (and steered VOD manifests);
 //! - [`live`]: `/live/…` and `/time`;
-//! - [`pages`]: `/`, `/watch/…`, `/lib/…`;
+//! - [`pages`]: `/`, `/watch/…`, `/lib/…`, `/library/status`;
 //! - [`steering`]: the steering manifests and status, `/steering/…`;
 //! - [`health`]: `/healthz`, `/metrics`.
 
 mod files;
 mod health;
 mod live;
+mod manifests;
 mod pages;
 mod steering;
 mod vod;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::index))
         .route("/watch/{asset}", get(pages::watch))
         .route("/lib/{name}", get(pages::lib_file))
+        .route("/library/status", get(pages::library_status))
         .route("/watch/live/{channel}", get(pages::watch_live))
         .route("/vod/{asset}/{*path}", get(vod::vod))
         .route("/live/{channel}/{*path}", get(live::live))

@@ -1,46 +1,24 @@
-//! The pages a person opens: the asset index and the watch page, and the player libraries
-//! (hls.js, dash.js, Shaka) served from a configured folder.
+//! The pages a person opens: the asset index (with the dropped files and their jobs) and
+//! the watch page (or, for an asset still being built, its progress), the player
+//! libraries (hls.js, dash.js, Shaka, see [`crate::web_libs`]), and `/library/status`,
+//! the same facts as JSON.
 
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use crate::entity::{CachePolicy, Entity, respond};
 use crate::error::OriginError;
+use crate::ingest::SourceStatus;
 use crate::library::{AssetInfo, DASH_MANIFEST, HLS_MANIFEST};
 use crate::routes::files::serve_file;
 use crate::state::AppState;
-
-/// Player libraries: the URL name under `/lib/` and where npm installs the browser build
-/// (first existing candidate wins; dash.js 5 moved its bundle under `modern/umd`).
-const LIBS: &[(&str, &[&str])] = &[
-    ("hls.js", &["hls.js/dist/hls.min.js"]),
-    (
-        "dash.js",
-        &[
-            "dashjs/dist/modern/umd/dash.all.min.js",
-            "dashjs/dist/dash.all.min.js",
-        ],
-    ),
-    ("shaka.js", &["shaka-player/dist/shaka-player.compiled.js"]),
-];
+use crate::web_libs::LIBS;
 
 const WATCH_HTML: &str = include_str!("web/watch.html");
 const INDEX_HTML: &str = include_str!("web/index.html");
-
-/// Where a library's file is, if installed.
-async fn find_lib(state: &AppState, name: &str) -> Option<std::path::PathBuf> {
-    let dir = state.web_libs()?;
-    let (_, candidates) = LIBS.iter().find(|(n, _)| *n == name)?;
-    for candidate in *candidates {
-        let path = dir.join(candidate);
-        if tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
-            return Some(path);
-        }
-    }
-    None
-}
+const PREPARING_HTML: &str = include_str!("web/preparing.html");
 
 /// `/lib/{name}`: hls.js, dash.js or shaka.js from the configured folder.
 pub async fn lib_file(
@@ -52,10 +30,10 @@ pub async fn lib_file(
     if !LIBS.iter().any(|(n, _)| *n == name) {
         return Err(OriginError::not_found("not found: unknown library"));
     }
-    let Some(path) = find_lib(&state, &name).await else {
+    let Some(path) = state.web_libs().find(&name).await else {
         return Err(OriginError::not_found(format!(
-            "{name} is not installed: run `npm ci` in tests/browser, or start the origin \
-             with --web-libs pointing at a node_modules folder that has it"
+            "{name} is not installed. {}",
+            state.web_libs().status().advice()
         )));
     };
     let content_type = HeaderValue::from_static("text/javascript; charset=utf-8");
@@ -111,13 +89,46 @@ fn asset_row(asset: &AssetInfo) -> String {
     )
 }
 
-/// `/`: the assets with links.
+/// One dropped file on the index page; its cells are updated in place by the page's
+/// script from `/library/status`.
+fn source_row(source: &SourceStatus) -> String {
+    let file = escape(&source.file);
+    let asset = match (&source.asset, source.playable) {
+        (Some(asset), true) => {
+            let asset = escape(asset);
+            format!("<a href=\"watch/{asset}\">{asset}</a>")
+        }
+        (Some(asset), false) => escape(asset),
+        (None, _) => String::new(),
+    };
+    let progress = source.progress.map_or_else(String::new, |p| {
+        format!(" <progress max=\"1\" value=\"{p:.3}\"></progress>")
+    });
+    format!(
+        "<tr data-file=\"{file}\" class=\"{state}\"><td>{file}</td><td>{asset}</td>\
+         <td class=\"state\">{state}</td><td class=\"message\">{message}{progress}</td></tr>",
+        state = source.state,
+        message = escape(&source.message),
+    )
+}
+
+/// `/`: the assets with links, and the dropped files with their jobs.
 pub async fn index(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Response {
     let assets = state.library().assets().await;
+    let sources = state
+        .ingest()
+        .map(|ingest| ingest.status().sources)
+        .unwrap_or_default();
     let rows = if assets.is_empty() {
-        "<tr><td colspan=\"4\">The library is empty: run <code>media sample --out DIR</code> \
-         and start the origin with <code>--library DIR</code>.</td></tr>"
-            .to_owned()
+        let hint = if state.ingest().is_some_and(|i| i.status().building) {
+            "drop a video file (<code>.mp4</code>, <code>.mov</code>, <code>.m4v</code>) \
+             into the library folder, or run <code>media sample --out DIR</code> and start \
+             the origin with <code>--library DIR</code>"
+        } else {
+            "run <code>media sample --out DIR</code> and start the origin with \
+             <code>--library DIR</code>"
+        };
+        format!("<tr><td colspan=\"4\">The library is empty: {hint}.</td></tr>")
     } else {
         assets.iter().map(asset_row).collect()
     };
@@ -134,12 +145,35 @@ pub async fn index(State(state): State<AppState>, method: Method, headers: Heade
         })
         .collect();
     let rows = rows + &live_rows;
-    page(
-        &state,
-        INDEX_HTML.replace("{{ROWS}}", &rows),
-        &method,
-        &headers,
-    )
+    let source_rows: String = sources.iter().map(source_row).collect();
+    let html = INDEX_HTML
+        .replace("{{ROWS}}", &rows)
+        .replace(
+            "{{SOURCES_HIDDEN}}",
+            if sources.is_empty() { " hidden" } else { "" },
+        )
+        .replace("{{SOURCES}}", &source_rows)
+        .replace(
+            "{{LIBRARY}}",
+            &escape(&state.library().root().display().to_string()),
+        );
+    page(&state, html, &method, &headers)
+}
+
+/// `/library/status`: the dropped files and their jobs, and the player libraries, as JSON
+/// for machines (never stored: it changes every moment).
+pub async fn library_status(State(state): State<AppState>) -> Response {
+    let body = serde_json::json!({
+        "library": state.library().root(),
+        "ingest": state.ingest().map(|ingest| ingest.status()),
+        "web_libs": state.web_libs().status(),
+        "keep_replaced_s": state.versions().keep().as_secs(),
+    });
+    let mut response = axum::Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// `/watch/{asset}`: the player page. All URLs in it are relative so it works through an edge.
@@ -149,11 +183,16 @@ pub async fn watch(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OriginError> {
-    let info = state
-        .library()
-        .asset(&asset)
-        .await
-        .ok_or_else(|| OriginError::not_found("not found: no such asset"))?;
+    let source = state
+        .ingest()
+        .and_then(|ingest| ingest.asset_status(&asset));
+    let Some(info) = state.library().asset(&asset).await else {
+        // An asset a dropped file makes, not built yet: its progress, or why it cannot be.
+        return match source {
+            Some(source) => Ok(preparing_page(&state, &asset, &source, &method, &headers)),
+            None => Err(OriginError::not_found("not found: no such asset")),
+        };
+    };
     let root = "../";
     let hls = info
         .has_hls
@@ -161,7 +200,33 @@ pub async fn watch(
     let dash = info
         .has_dash
         .then(|| format!("{root}vod/{}/{DASH_MANIFEST}", info.name));
-    Ok(watch_page(&state, &info.name, root, hls, dash, &method, &headers).await)
+    Ok(watch_page(
+        &state, &info.name, root, hls, dash, source, &method, &headers,
+    )
+    .await)
+}
+
+/// The page of an asset being prepared from a dropped file: its progress, updated from
+/// `/library/status`, reloading into the player once it can be played; or the reason it
+/// cannot be (a 404).
+fn preparing_page(
+    state: &AppState,
+    asset: &str,
+    source: &SourceStatus,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    let config = serde_json::json!({ "asset": asset, "source": source });
+    let html = PREPARING_HTML
+        .replace("{{TITLE}}", &escape(asset))
+        .replace("{{FILE}}", &escape(&source.file))
+        .replace("{{MESSAGE}}", &escape(&source.message))
+        .replace("{{CONFIG}}", &config.to_string().replace('<', "\\u003c"));
+    let mut response = page(state, html, method, headers);
+    if source.state == "failed" && response.status() == StatusCode::OK {
+        *response.status_mut() = StatusCode::NOT_FOUND;
+    }
+    response
 }
 
 /// `/watch/live/{channel}`: the same page on a live channel.
@@ -183,6 +248,7 @@ pub async fn watch_live(
         root,
         hls,
         dash,
+        None,
         &method,
         &headers,
     )
@@ -190,19 +256,23 @@ pub async fn watch_live(
 }
 
 /// The player page for a title and its manifests. Every URL is relative (`root` leads from
-/// the page back to the site root), so the page works through an edge.
+/// the page back to the site root), so the page works through an edge. `source` is the
+/// dropped file the asset is built from, when it is (a rebuild in progress or a changed
+/// file that failed is noted on the page).
+#[allow(clippy::too_many_arguments)]
 async fn watch_page(
     state: &AppState,
     title: &str,
     root: &str,
     hls: Option<String>,
     dash: Option<String>,
+    source: Option<SourceStatus>,
     method: &Method,
     headers: &HeaderMap,
 ) -> Response {
     let mut libs = serde_json::Map::new();
     for (name, _) in LIBS {
-        let installed = find_lib(state, name).await.is_some();
+        let installed = state.web_libs().find(name).await.is_some();
         libs.insert((*name).to_owned(), serde_json::Value::Bool(installed));
     }
     let config = serde_json::json!({
@@ -211,6 +281,8 @@ async fn watch_page(
         "hls": hls,
         "dash": dash,
         "libs": libs,
+        "libsAdvice": state.web_libs().status().advice(),
+        "source": source.filter(|s| s.state != "ready"),
     });
     // `<` cannot close the script element once escaped (JSON allows \u003c anywhere).
     let config = config.to_string().replace('<', "\\u003c");

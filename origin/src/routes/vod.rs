@@ -1,23 +1,20 @@
-//! `/vod/{asset}/{file}` and `/vod/{asset}/{rendition}/{file}`: the library's files, and
-//! with content steering the multivariant playlist and MPD written with every edge as a
-//! pathway.
-
-use std::path::Path;
+//! `/vod/{asset}/{file}` and `/vod/{asset}/{rendition}/{file}`: the library's files; the
+//! multivariant playlist and MPD written for the asset's current build (versioned media
+//! URLs, every edge as a pathway with steering) and that build's files under
+//! `/vod/{asset}/v-…/` (`crate::routes::manifests`).
 
 use axum::extract::{self, State};
 use axum::response::Response;
 use http::{HeaderMap, Method};
 use media::SteeringProtocol;
 
-use crate::entity::{Content, Entity, respond};
 use crate::error::OriginError;
 use crate::library::{DASH_MANIFEST, HLS_MANIFEST};
-use crate::paths::{self, MediaKind, media_kind, valid_component};
-use crate::routes::files::{file_error, serve_file};
+use crate::paths::{self, media_kind, valid_component};
+use crate::routes::files::serve_file;
+use crate::routes::manifests;
 use crate::state::AppState;
-use crate::steering::Steering;
-use crate::steering::manifests::SourceVersion;
-use crate::store::StoreError;
+use crate::versions::token_of_component;
 
 pub async fn vod(
     State(state): State<AppState>,
@@ -34,6 +31,12 @@ pub async fn vod(
             OriginError::InvalidPath
         });
     }
+    // A build's own URLs (`/vod/{asset}/v-…/…`): see `crate::versions`.
+    if let [asset, second, rest @ ..] = components.as_slice()
+        && let Some(token) = token_of_component(second)
+    {
+        return manifests::versioned_file(&state, asset, token, rest, &method, &headers).await;
+    }
     if components.len() > 3 {
         return Err(OriginError::not_found("not found"));
     }
@@ -45,13 +48,14 @@ pub async fn vod(
         .library()
         .resolve(&components)
         .ok_or(OriginError::InvalidPath)?;
-    if let (Some(steering), [asset, file]) = (state.steering(), components.as_slice())
+    if let [asset, file] = components.as_slice()
         && let Some(protocol) = manifest_protocol(file)
     {
-        return steered_manifest(
-            &state, steering, asset, protocol, &path, kind, &method, &headers,
-        )
-        .await;
+        // An asset a dropped file makes, not built yet: 503 while it is prepared.
+        if let Some(unavailable) = state.ingest().and_then(|i| i.unavailable(asset)) {
+            return Err(unavailable);
+        }
+        return manifests::vod_manifest(&state, asset, protocol, &path, &method, &headers).await;
     }
     serve_file(
         &state,
@@ -71,76 +75,4 @@ fn manifest_protocol(file: &str) -> Option<SteeringProtocol> {
         DASH_MANIFEST => Some(SteeringProtocol::Dash),
         _ => None,
     }
-}
-
-/// A VOD manifest (on disk at `path`) written from the asset's `presentation.json` with
-/// every edge as a pathway, kept by the steering state until that file changes. Its bytes,
-/// so its ETag, only change with the asset or the configuration, and it answers like the
-/// file it replaces.
-#[allow(clippy::too_many_arguments)]
-async fn steered_manifest(
-    state: &AppState,
-    steering: &Steering,
-    asset: &str,
-    protocol: SteeringProtocol,
-    path: &Path,
-    kind: MediaKind,
-    method: &Method,
-    headers: &HeaderMap,
-) -> Result<Response, OriginError> {
-    // The asset offers the manifests it has on disk, as without steering.
-    state
-        .store()
-        .get(path)
-        .await
-        .map_err(|e| file_error(path, e))?;
-    let model_path = state
-        .library()
-        .resolve(&[asset, media::package::PRESENTATION_JSON])
-        .ok_or(OriginError::InvalidPath)?;
-    let model = match state.store().get(&model_path).await {
-        Ok(model) => model,
-        // An asset without the model (packaged by hand) is served as written, unsteered.
-        Err(StoreError::NotFound) => {
-            return serve_file(
-                state,
-                path,
-                kind.content_type(),
-                kind.cache,
-                method,
-                headers,
-            )
-            .await;
-        }
-        Err(e) => return Err(file_error(&model_path, e)),
-    };
-    let source = SourceVersion {
-        etag: model.etag.clone(),
-        modified: model.last_modified,
-    };
-    let manifest = match steering.cached_vod_manifest(asset, protocol, &source).await {
-        Some(manifest) => manifest,
-        None => {
-            let json = model
-                .bytes()
-                .await
-                .map_err(|e| file_error(&model_path, e))?;
-            steering
-                .write_vod_manifest(asset, protocol, source, &json)
-                .await
-                .map_err(|e| {
-                    tracing::warn!(asset, error = %e, "cannot write a steered manifest");
-                    OriginError::Internal("cannot write the manifest")
-                })?
-        }
-    };
-    let entity = Entity {
-        content: Content::Bytes(manifest.bytes.clone()),
-        len: manifest.bytes.len() as u64,
-        etag: manifest.etag.clone(),
-        last_modified: manifest.source.modified.max(steering.since()),
-        content_type: kind.content_type(),
-        cache: kind.cache,
-    };
-    Ok(respond(method, headers, &entity))
 }

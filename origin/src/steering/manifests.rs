@@ -11,8 +11,8 @@ use http_rules::cli::NamedUrl;
 use media::{Delivery, Pathway, Presentation, SteeringProtocol, SteeringServer};
 
 use crate::entity::tag_of;
-use crate::etag::EntityTag;
 use crate::steering::policy::{START_PARAM, protocol_name};
+use http_rules::etag::EntityTag;
 
 /// The presentation under `root` (`vod/sample`, `live/live`) on every edge, for
 /// `protocol`'s manifests. The steering URI is an absolute path, so it resolves to

@@ -8,7 +8,8 @@
 //! - [`policy`]: the steering decision, a pure function of what the origin knows;
 //! - [`windows`]: steered clients per edge, counted from steering requests;
 //! - [`probes`]: the edge probes and what is kept of them;
-//! - [`manifests`]: steered manifests (`media` writes them) and their cache;
+//! - [`manifests`]: the pathways of steered manifests (`media` writes them), and the cache
+//!   that keeps VOD manifests per build (`crate::routes::manifests` serves them);
 //! - [`metrics`]: the steering families of `/metrics`;
 //! - [`Steering`]: the state tying them together, set up by
 //!   [`crate::AppState::with_steering`]. It reads the time from the server's clock.
@@ -32,14 +33,11 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 pub use config::{NamedUrl, SteeringConfig, SteeringError};
-use manifests::{ManifestCache, ManifestError, SourceVersion, SteeredManifest};
+use http_rules::edge_status::EdgeStatus;
 use metrics::SteeringMetrics;
 use policy::{EdgeFacts, priority, protocol_name, steering_query};
-use probes::{Change, EdgeReport, Outcome, Probe, Prober};
+use probes::{Change, Outcome, Probe, Prober};
 use windows::{Window, count_answer, slot_at};
-
-/// Memory for steered VOD manifests (a few kB each, two per asset).
-const MANIFEST_CACHE_BYTES: u64 = 16 << 20;
 
 /// What the probes and the steering answers have learnt, one entry per edge.
 #[derive(Debug)]
@@ -62,12 +60,11 @@ pub struct Steering {
     /// The last probe round begun.
     rounds: AtomicU64,
     metrics: SteeringMetrics,
-    manifests: ManifestCache,
 }
 
 /// One edge on `/steering/status`.
 #[derive(Debug, Serialize)]
-struct EdgeStatus<'a> {
+struct EdgeRow<'a> {
     name: &'a str,
     url: &'a str,
     usable: bool,
@@ -78,7 +75,7 @@ struct EdgeStatus<'a> {
     last_probe_latency_ms: Option<f64>,
     last_probe_error: Option<&'a str>,
     /// The last report received.
-    reported: Option<&'a EdgeReport>,
+    reported: Option<&'a EdgeStatus>,
 }
 
 impl Steering {
@@ -100,7 +97,6 @@ impl Steering {
             prober,
             rounds: AtomicU64::new(0),
             metrics: SteeringMetrics::default(),
-            manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
             config,
         });
         runtime.spawn(probe_loop(
@@ -164,34 +160,6 @@ impl Steering {
     /// `protocol`'s manifests.
     pub fn delivery(&self, root: &str, protocol: SteeringProtocol) -> Delivery {
         manifests::delivery(&self.config.edges, root, protocol)
-    }
-
-    /// The steered VOD manifest of `asset` if one was written from `source` (the version of
-    /// its `presentation.json`).
-    pub async fn cached_vod_manifest(
-        &self,
-        asset: &str,
-        protocol: SteeringProtocol,
-        source: &SourceVersion,
-    ) -> Option<Arc<SteeredManifest>> {
-        self.manifests.get(asset, protocol, source).await
-    }
-
-    /// Writes the steered VOD manifest of `asset` from `presentation_json` (of version
-    /// `source`) and keeps it for the next requests.
-    pub async fn write_vod_manifest(
-        &self,
-        asset: &str,
-        protocol: SteeringProtocol,
-        source: SourceVersion,
-        presentation_json: &[u8],
-    ) -> Result<Arc<SteeredManifest>, ManifestError> {
-        let delivery = self.delivery(&format!("vod/{asset}"), protocol);
-        let text = manifests::write_vod(presentation_json, delivery, protocol)?;
-        Ok(self
-            .manifests
-            .insert(asset, protocol, SteeredManifest::new(source, text))
-            .await)
     }
 
     /// Answers one steering request (its raw query) and, when `count` (a GET), counts the
@@ -259,13 +227,13 @@ impl Steering {
         let wall = self.clock.now();
         let now = self.slot_now();
         let shared = self.lock();
-        let list: Vec<EdgeStatus<'_>> = self
+        let list: Vec<EdgeRow<'_>> = self
             .config
             .edges
             .iter()
             .zip(&shared.probes)
             .zip(&shared.windows)
-            .map(|((edge, probe), window)| EdgeStatus {
+            .map(|((edge, probe), window)| EdgeRow {
                 name: &edge.name,
                 url: edge.url.as_str(),
                 usable: probe.usable(),

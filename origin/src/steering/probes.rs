@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use http_rules::cli::NamedUrl;
+use http_rules::edge_status::EdgeStatus;
 use http_rules::report::error_chain;
-use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::steering::config::SteeringError;
@@ -14,33 +14,10 @@ use crate::steering::config::SteeringError;
 /// The largest `/.edge/status` body read.
 const MAX_STATUS_BYTES: usize = 64 * 1024;
 
-/// What an edge reports at `/.edge/status` (the fields the origin reads; more may come).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EdgeReport {
-    #[serde(default)]
-    pub name: String,
-    pub healthy: bool,
-    #[serde(default)]
-    pub uptime_s: f64,
-    #[serde(default)]
-    pub load: EdgeLoad,
-}
-
-/// The load part of an [`EdgeReport`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EdgeLoad {
-    pub in_flight: u64,
-    pub requests_per_s: f64,
-    pub bytes_out_per_s: f64,
-    pub cache_entries: u64,
-    pub cache_bytes: u64,
-}
-
 /// The outcome of probing one edge once, and how long it took.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    pub result: Result<EdgeReport, String>,
+    pub result: Result<EdgeStatus, String>,
     pub latency: Duration,
 }
 
@@ -53,7 +30,7 @@ pub struct Probe {
     /// Why it failed; `None` after a success.
     pub error: Option<String>,
     /// The last report received (kept after a failure, for the status page).
-    pub report: Option<EdgeReport>,
+    pub report: Option<EdgeStatus>,
     /// The round it belongs to: rounds overlap (the loop's and one asked for by hand), and
     /// an older round's answer must not undo what a newer one found.
     round: u64,
@@ -150,7 +127,9 @@ impl Prober {
 }
 
 /// `GET {edge}.edge/status`, bounded by the client's timeout and [`MAX_STATUS_BYTES`].
-async fn probe(client: &reqwest::Client, url: Url) -> Result<EdgeReport, String> {
+/// The document is read strictly: a field missing or renamed on the edge's side is an
+/// error naming it, never a silent 0 that would rank the edge as idle.
+async fn probe(client: &reqwest::Client, url: Url) -> Result<EdgeStatus, String> {
     let mut response = client.get(url).send().await.map_err(|e| error_chain(&e))?;
     if !response.status().is_success() {
         return Err(format!("status {}", response.status()));
@@ -162,26 +141,36 @@ async fn probe(client: &reqwest::Client, url: Url) -> Result<EdgeReport, String>
         }
         body.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&body).map_err(|e| format!("invalid status JSON: {e}"))
+    read_status(&body)
+}
+
+/// The `/.edge/status` document, every field required (`http_rules::edge_status`).
+fn read_status(body: &[u8]) -> Result<EdgeStatus, String> {
+    serde_json::from_slice(body).map_err(|e| format!("invalid status JSON: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
+    use http_rules::edge_status::LoadStatus;
+
     use super::*;
 
-    fn report(healthy: bool, bytes_out_per_s: f64) -> EdgeReport {
-        EdgeReport {
+    fn report(healthy: bool, bytes_out_per_s: f64) -> EdgeStatus {
+        EdgeStatus {
             name: "e1".into(),
             healthy,
+            draining: false,
             uptime_s: 1.0,
-            load: EdgeLoad {
+            load: LoadStatus {
                 bytes_out_per_s,
-                ..EdgeLoad::default()
+                ..LoadStatus::default()
             },
+            peers: Vec::new(),
+            upstreams: Vec::new(),
         }
     }
 
-    fn outcome(result: Result<EdgeReport, &str>) -> Outcome {
+    fn outcome(result: Result<EdgeStatus, &str>) -> Outcome {
         Outcome {
             result: result.map_err(str::to_owned),
             latency: Duration::from_millis(3),
@@ -254,6 +243,16 @@ mod tests {
         probe.record(7, t(7), outcome(Err("refused")));
         assert_eq!(probe.report, Some(report(true, 1.0)));
         assert_eq!(probe.error.as_deref(), Some("refused"));
+    }
+
+    #[test]
+    fn a_renamed_status_field_is_an_error_not_a_zero() {
+        let good = serde_json::to_vec(&report(true, 5.0)).unwrap_or_default();
+        assert_eq!(read_status(&good), Ok(report(true, 5.0)));
+        let text = String::from_utf8(good).unwrap_or_default();
+        let renamed = text.replace("bytes_out_per_s", "bytes_per_s");
+        let error = read_status(renamed.as_bytes()).err().unwrap_or_default();
+        assert!(error.contains("bytes_out_per_s"), "{error}");
     }
 
     #[test]

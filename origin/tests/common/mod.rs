@@ -40,9 +40,9 @@ impl Reply {
 impl Server {
     pub async fn start(library: &Path, web_libs: Option<PathBuf>, store: StoreLimits) -> Self {
         let config = OriginConfig {
-            library: library.to_path_buf(),
             web_libs,
             store,
+            ..OriginConfig::new(library)
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -135,12 +135,7 @@ pub fn small_sample() -> &'static Path {
 /// An origin's state over `library` (default store) serving the default `live` channel,
 /// on `clock`.
 pub fn live_state(library: &Path, clock: &ManualClock) -> AppState {
-    let state = AppState::new(&OriginConfig {
-        library: library.to_path_buf(),
-        web_libs: None,
-        store: StoreLimits::default(),
-    })
-    .with_clock(clock.shared());
+    let state = AppState::new(&OriginConfig::new(library)).with_clock(clock.shared());
     let live = LiveChannels::load(state.library(), &LiveConfig::default()).unwrap();
     state.with_live(live)
 }

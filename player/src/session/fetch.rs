@@ -18,7 +18,6 @@ use media::validate::InvalidMedia;
 use reqwest::header::{CONTENT_RANGE, RANGE};
 
 use super::body::{Body, BodyError, Kept, MANIFEST_LIMIT};
-use super::cache_status::is_hit;
 use super::counters::ErrorKind;
 use super::pathway::Routes;
 use super::tally::Tally;
@@ -310,13 +309,17 @@ impl<'a> Fetcher<'a> {
         let first_byte = Instant::now();
         let ttfb_s = (first_byte - sent).as_secs_f64();
         let status = response.status();
-        let cache_status = response
+        // Every field line: a parent's member may come on a line of its own (RFC 9211 §2).
+        let lines: Vec<&str> = response
             .headers()
-            .get("cache-status")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if let Some(value) = &cache_status {
-            self.tally.cache_status(is_hit(value));
+            .get_all("cache-status")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let cache_status = (!lines.is_empty()).then(|| lines.join(", "));
+        if !lines.is_empty() {
+            self.tally
+                .cache_status(http_rules::cache_status::any_hit(lines));
         }
         if !status.is_success() {
             return Err(FetchError::Status {

@@ -42,7 +42,6 @@
 
 pub mod abandon;
 pub mod body;
-pub mod cache_status;
 pub mod clock;
 pub mod cmcd;
 pub mod config;

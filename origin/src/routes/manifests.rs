@@ -1,0 +1,176 @@
+//! The VOD manifests players start from (`/vod/{asset}/master.m3u8`, `manifest.mpd`) and
+//! the versioned files they lead to (`/vod/{asset}/v-…/…`, see [`crate::versions`]).
+//!
+//! For an asset with a `presentation.json`, the multivariant playlist and the MPD are
+//! written from the current build's model (kept per build, not per request) with its
+//! media under the build's token: relative `v-…/720p/index.m3u8` and an MPD `BaseURL`
+//! `v-…/`, or with content steering one absolute base per edge,
+//! `{edge}/vod/{asset}/v-…/`. Everything under a token is `immutable`, media playlists
+//! included. An asset without a model, or whose build cannot be snapshotted, is served
+//! as written (with steering, its manifests name the unversioned paths).
+
+use std::path::Path;
+
+use axum::response::Response;
+use http::{HeaderMap, Method};
+use media::{Delivery, Pathway, SteeringProtocol};
+
+use crate::entity::{CachePolicy, Content, Entity, respond};
+use crate::error::OriginError;
+use crate::paths::media_kind;
+use crate::routes::files::{file_error, serve_file};
+use crate::state::AppState;
+use crate::steering::manifests::{SourceVersion, SteeredManifest, write_vod};
+use crate::store::StoreError;
+use crate::versions::Snapshot;
+
+/// `/vod/{asset}/{token}/{rest…}`: a file of one build, from its snapshot. A build
+/// replaced long ago (or never made) is a 404 saying to reload the manifest.
+pub async fn versioned_file(
+    state: &AppState,
+    asset: &str,
+    token: &str,
+    rest: &[&str],
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, OriginError> {
+    let kind = rest
+        .last()
+        .and_then(|name| media_kind(name))
+        .ok_or_else(|| OriginError::not_found("not found: unknown file type"))?;
+    let build = state.versions().dir_of(asset, token);
+    let path = rest.iter().fold(build.clone(), |path, c| path.join(c));
+    // Nothing under a token ever changes, manifests included.
+    let cache = CachePolicy::Immutable;
+    match serve_file(state, &path, kind.content_type(), cache, method, headers).await {
+        Err(OriginError::NotFound(_))
+            if !tokio::fs::metadata(&build).await.is_ok_and(|m| m.is_dir()) =>
+        {
+            Err(OriginError::not_found(format!(
+                "{asset} has no build {token} (replaced or removed): load its manifest again"
+            )))
+        }
+        other => other,
+    }
+}
+
+/// `/vod/{asset}/master.m3u8` or `manifest.mpd` (on disk at `path`), as the module
+/// documentation says.
+pub async fn vod_manifest(
+    state: &AppState,
+    asset: &str,
+    protocol: SteeringProtocol,
+    path: &Path,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, OriginError> {
+    let kind = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(media_kind)
+        .ok_or_else(|| OriginError::not_found("not found"))?;
+    // The asset offers the manifests it has on disk.
+    state
+        .store()
+        .get(path)
+        .await
+        .map_err(|e| file_error(path, e))?;
+    let as_written = || {
+        serve_file(
+            state,
+            path,
+            kind.content_type(),
+            kind.cache,
+            method,
+            headers,
+        )
+    };
+    let snapshot = state.versions().current(asset, state.clock().now()).await;
+    let model_path = match &snapshot {
+        Some(build) => build.dir.join(media::package::PRESENTATION_JSON),
+        None => state
+            .library()
+            .resolve(&[asset, media::package::PRESENTATION_JSON])
+            .ok_or(OriginError::InvalidPath)?,
+    };
+    if snapshot.is_none() && state.steering().is_none() {
+        return as_written().await;
+    }
+    let model = match state.store().get(&model_path).await {
+        Ok(model) => model,
+        // An asset without the model (packaged by hand) is served as written.
+        Err(StoreError::NotFound) => return as_written().await,
+        Err(e) => return Err(file_error(&model_path, e)),
+    };
+    let root = match &snapshot {
+        Some(build) => format!("vod/{asset}/{}", build.token),
+        None => format!("vod/{asset}"),
+    };
+    let source = SourceVersion {
+        etag: model.etag.clone(),
+        modified: model.last_modified,
+    };
+    let cache = state.manifests();
+    let manifest = match cache.get(&root, protocol, &source).await {
+        Some(manifest) => manifest,
+        None => {
+            let json = model
+                .bytes()
+                .await
+                .map_err(|e| file_error(&model_path, e))?;
+            let written = write_vod(
+                &json,
+                delivery(state, snapshot.as_ref(), &root, protocol),
+                protocol,
+            );
+            match written {
+                Ok(text) => {
+                    cache
+                        .insert(&root, protocol, SteeredManifest::new(source, text))
+                        .await
+                }
+                Err(e) if state.steering().is_none() => {
+                    tracing::debug!(asset, error = %e, "unreadable presentation.json: manifest served as written");
+                    return as_written().await;
+                }
+                Err(e) => {
+                    tracing::warn!(asset, error = %e, "cannot write a steered manifest");
+                    return Err(OriginError::Internal("cannot write the manifest"));
+                }
+            }
+        }
+    };
+    let since = state.steering().map(|s| s.since());
+    let entity = Entity {
+        content: Content::Bytes(manifest.bytes.clone()),
+        len: manifest.bytes.len() as u64,
+        etag: manifest.etag.clone(),
+        last_modified: since.map_or(manifest.source.modified, |s| {
+            manifest.source.modified.max(s)
+        }),
+        content_type: kind.content_type(),
+        cache: kind.cache,
+    };
+    Ok(respond(method, headers, &entity))
+}
+
+/// Where the manifests of the build under `root` send players: every edge with steering,
+/// else the build's token as a relative base.
+fn delivery(
+    state: &AppState,
+    snapshot: Option<&Snapshot>,
+    root: &str,
+    protocol: SteeringProtocol,
+) -> Delivery {
+    match (state.steering(), snapshot) {
+        (Some(steering), _) => steering.delivery(root, protocol),
+        (None, Some(build)) => Delivery {
+            pathways: vec![Pathway {
+                id: String::new(),
+                base: format!("{}/", build.token),
+            }],
+            steering: None,
+        },
+        (None, None) => Delivery::default(),
+    }
+}
