@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use player::abr::AbrKind;
-use player::sim::{ChunkLog, Rules, load, report, simulate};
+use player::abr::{AbrKind, AbrParams};
+use player::sim::report::{Bench, Contender};
+use player::sim::{ChunkLog, Rules, load, simulate};
 
 const SETS: [&str; 3] = ["hsdpa_test", "fcc", "hsdpa_train"];
 /// (reference algorithm name, registry name)
@@ -95,7 +96,7 @@ fn bba_and_robust_mpc_reproduce_reference_chunk_logs() {
                 let want = reference
                     .get(&key)
                     .unwrap_or_else(|| panic!("no reference for {key:?}"));
-                let mut abr = name.build();
+                let mut abr = name.build(&AbrParams::default());
                 let got = simulate(trace, &video, &Rules::PENSIEVE, abr.as_mut()).unwrap();
                 assert_eq!(got.len(), want.len(), "{key:?}");
                 let what = format!("{set}/{}/{name}", trace.name);
@@ -127,7 +128,10 @@ fn set_means_match_the_readme_table() {
             (AbrKind::Bba, bb_chunk, bb_total),
             (AbrKind::RobustMpc, mpc_chunk, mpc_total),
         ] {
-            let r = report::run_set(&traces, &video, &Rules::PENSIEVE, name).unwrap();
+            let params = AbrParams::default();
+            let r = Bench::new(&video, &params)
+                .run_set(&traces, Contender::Abr(name))
+                .unwrap();
             assert!(
                 (r.qoe_per_chunk_mean - per_chunk).abs() < 5e-7,
                 "{set} {name}: {}",
@@ -156,7 +160,10 @@ fn per_trace_scores_match_the_reference() {
     for set in SETS {
         let traces = load::read_trace_dir(&dir.join("traces").join(set)).unwrap();
         for (ref_name, name) in ALGOS {
-            let r = report::run_set(&traces, &video, &Rules::PENSIEVE, name).unwrap();
+            let params = AbrParams::default();
+            let r = Bench::new(&video, &params)
+                .run_set(&traces, Contender::Abr(name))
+                .unwrap();
             for t in &r.per_trace {
                 let w = &want[&(set.to_owned(), t.name.clone(), ref_name.to_owned())];
                 // qoe_sum_chunks1_47, qoe_per_chunk, mean_bitrate_mbps, rebuf_s_chunks1_47,

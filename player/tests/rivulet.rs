@@ -4,8 +4,9 @@
 
 use std::path::Path;
 
-use player::abr::AbrKind;
-use player::sim::{Rules, load, report};
+use player::abr::{AbrKind, AbrParams};
+use player::sim::load;
+use player::sim::report::{Bench, Contender};
 
 #[test]
 fn rivulet_beats_the_targets_with_less_stall_than_robust_mpc() {
@@ -18,8 +19,10 @@ fn rivulet_beats_the_targets_with_less_stall_than_robust_mpc() {
     let video = load::read_video(&dir.join("video/envivio_sizes.csv")).unwrap();
     for (set, target) in [("hsdpa_test", 0.96), ("fcc", 0.40)] {
         let traces = load::read_trace_dir(&dir.join("traces").join(set)).unwrap();
-        let ours = report::run_set(&traces, &video, &Rules::PENSIEVE, AbrKind::Rivulet).unwrap();
-        let mpc = report::run_set(&traces, &video, &Rules::PENSIEVE, AbrKind::RobustMpc).unwrap();
+        let params = AbrParams::default();
+        let bench = Bench::new(&video, &params);
+        let ours = bench.run_set(&traces, Contender::Abr(AbrKind::Rivulet)).unwrap();
+        let mpc = bench.run_set(&traces, Contender::Abr(AbrKind::RobustMpc)).unwrap();
         assert!(
             ours.qoe_per_chunk_mean >= target,
             "{set}: {} < {target}",
