@@ -51,7 +51,12 @@ struct SimulateArgs {
     video: PathBuf,
     /// Algorithms (comma-separated), `optimal` (the offline optimum), or `all`. The
     /// optimum is always computed too, for every algorithm's share of it.
-    #[arg(long, env = "PLAYER_ABR", default_value = "rivulet", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "PLAYER_ABR",
+        default_value = "rivulet",
+        value_delimiter = ','
+    )]
     abr: Vec<Choice>,
     #[command(flatten)]
     params: ParamsArg,
@@ -100,7 +105,7 @@ struct TuneArgs {
     /// The algorithm whose parameters are searched.
     #[arg(long, env = "PLAYER_ABR", default_value = "rivulet")]
     abr: AbrKind,
-    /// Where the search starts (default: the built-in parameters).
+    /// Where the search starts (default: the middle of every parameter's grid).
     #[command(flatten)]
     params: ParamsArg,
     /// Write the parameters found here (JSON), for `--abr-params`.
@@ -375,7 +380,9 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
         println!("{json}");
     } else {
         if let Some(k) = args.cv {
-            println!("{k}-fold cross-validation: every figure is from traces the tuning did not see");
+            println!(
+                "{k}-fold cross-validation: every figure is from traces the tuning did not see"
+            );
         }
         print!("{}", report::table(&reports));
     }
@@ -385,7 +392,10 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
 fn tune(args: &TuneArgs) -> anyhow::Result<()> {
     let traces = load::read_trace_dir(&args.traces)?;
     let video = load::read_video(&args.video)?;
-    let start = args.params.load()?;
+    let start = match &args.params.abr_params {
+        Some(_) => args.params.load()?,
+        None => tune::start_point(args.abr),
+    };
     let bench = Bench::new(&video, &start);
     anyhow::ensure!(
         !tune::axes(args.abr).is_empty(),

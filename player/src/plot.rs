@@ -8,9 +8,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::load::report::LoadReport;
-use crate::sim::report::{Contender, SetReport};
 use crate::session::SessionReport;
 use crate::session::summary::{SegmentLog, Summary};
+use crate::sim::report::{Contender, SetReport};
 
 /// A plot that could not be drawn or written.
 #[derive(Debug, thiserror::Error)]
@@ -389,7 +389,11 @@ impl Figure for PerTraceFigure<'_> {
                 .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
             chart
-                .draw_series(points.into_iter().map(|p| Circle::new(p, 2, color.filled())))
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 2, color.filled())),
+                )
                 .map_err(err)?;
         }
         chart

@@ -112,7 +112,7 @@ impl fmt::Display for AbrKind {
 /// The tunable parameters of the algorithms, as a file `player tune` writes and
 /// `--abr-params` reads (JSON). A field left out keeps its default; the defaults are
 /// the committed tuned file `player/abr/rivulet.json`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AbrParams {
     /// [`Rivulet`]'s parameters.
@@ -121,6 +121,17 @@ pub struct AbrParams {
     /// How the file was made, when `player tune` made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuned: Option<Provenance>,
+}
+
+/// The tuned defaults: written by `player tune` (README, "Tuning"), checked in, and
+/// compiled in.
+const TUNED: &str = include_str!("../../abr/rivulet.json");
+
+impl Default for AbrParams {
+    fn default() -> Self {
+        #[allow(clippy::expect_used)] // Built into the binary and parsed by a unit test.
+        serde_json::from_str(TUNED).expect("player/abr/rivulet.json parses")
+    }
 }
 
 /// Where a parameter file came from.
@@ -218,8 +229,13 @@ mod tests {
         assert!(params.rivulet.horizon >= 1 && params.rivulet.window >= 1);
         let text = serde_json::to_string(&params).unwrap();
         assert_eq!(serde_json::from_str::<AbrParams>(&text).unwrap(), params);
+        assert!(
+            params.tuned.is_some(),
+            "the shipped file says how it was made"
+        );
         // Fields left out keep their defaults; unknown ones are refused.
-        assert_eq!(serde_json::from_str::<AbrParams>("{}").unwrap(), params);
+        let empty = serde_json::from_str::<AbrParams>("{}").unwrap();
+        assert_eq!(empty.rivulet, params.rivulet);
         assert!(serde_json::from_str::<AbrParams>(r#"{"rivulet":{"horizon":3}}"#).is_err());
         assert!(serde_json::from_str::<AbrParams>(r#"{"bogus":1}"#).is_err());
     }

@@ -63,16 +63,10 @@ pub struct RivuletParams {
     pub prior_log_errors: Vec<f64>,
 }
 
-/// The tuned defaults: written by `player tune` (README, "Tuning"), checked in, and
-/// compiled in.
-const TUNED: &str = include_str!("../../abr/rivulet.json");
-
 impl Default for RivuletParams {
+    /// The tuned defaults ([`super::AbrParams::default`]).
     fn default() -> Self {
-        #[allow(clippy::expect_used)] // Built into the binary and parsed by a unit test.
-        let file: super::AbrParams =
-            serde_json::from_str(TUNED).expect("player/abr/rivulet.json parses");
-        file.rivulet
+        super::AbrParams::default().rivulet
     }
 }
 
@@ -364,11 +358,7 @@ mod tests {
             let h = [dl(2, bps); 4];
             let mut i = input(buffer, &h);
             i.segments_remaining = remaining;
-            assert_eq!(
-                fixed().choose(&i),
-                want,
-                "{bps} {buffer} {remaining:?}"
-            );
+            assert_eq!(fixed().choose(&i), want, "{bps} {buffer} {remaining:?}");
         }
         assert_eq!(fixed().choose(&input(10.0, &[])), 0);
     }

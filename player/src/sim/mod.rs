@@ -43,7 +43,10 @@ pub fn par_map<T: Sync, R: Send, E: Send>(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     });
     let mut all: Vec<(usize, Result<R, E>)> = parts.into_iter().flatten().collect();
@@ -276,7 +279,12 @@ pub(crate) struct Fetched {
 /// Fetches a chunk of `bytes` with `buffer_ms` buffered: rules 3–6 of the simulator
 /// (download over the link, RTT, stall, buffer, quantised sleep above the cap). The
 /// one step both [`simulate`] and the offline optimum ([`optimal`]) take.
-pub(crate) fn fetch_chunk(link: &mut Link<'_>, rules: &Rules, buffer_ms: f64, bytes: u64) -> Fetched {
+pub(crate) fn fetch_chunk(
+    link: &mut Link<'_>,
+    rules: &Rules,
+    buffer_ms: f64,
+    bytes: u64,
+) -> Fetched {
     let delay_ms = link.download(bytes, rules.payload_fraction) * 1000.0 + rules.rtt_ms;
     let rebuf_ms = (delay_ms - buffer_ms).max(0.0);
     let mut buffer_ms = (buffer_ms - delay_ms).max(0.0) + rules.chunk_ms;

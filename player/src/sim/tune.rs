@@ -36,7 +36,7 @@ pub fn axes(kind: AbrKind) -> Vec<Axis> {
         AbrKind::Rivulet => vec![
             Axis {
                 name: "horizon",
-                values: &[3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+                values: &[3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0],
                 get: |p| p.rivulet.horizon as f64,
                 // The values are small whole numbers.
                 set: |p, v| p.rivulet.horizon = v as usize,
@@ -49,7 +49,7 @@ pub fn axes(kind: AbrKind) -> Vec<Axis> {
             },
             Axis {
                 name: "half_life",
-                values: &[0.5, 1.0, 2.0, 3.0, 5.0, 8.0],
+                values: &[0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 32.0],
                 get: |p| p.rivulet.half_life,
                 set: |p, v| p.rivulet.half_life = v,
             },
@@ -68,6 +68,21 @@ pub fn axes(kind: AbrKind) -> Vec<Axis> {
         ],
         AbrKind::Throughput | AbrKind::Bba | AbrKind::Bola | AbrKind::RobustMpc => Vec::new(),
     }
+}
+
+/// Where the search starts unless told otherwise: the middle value of every axis and no
+/// prior (it is fitted before the first evaluation), so that the result depends on the
+/// training traces alone, not on the parameters built in at the time.
+pub fn start_point(kind: AbrKind) -> AbrParams {
+    let mut params = AbrParams::default();
+    for axis in axes(kind) {
+        (axis.set)(&mut params, axis.values[axis.values.len() / 2]);
+    }
+    if kind == AbrKind::Rivulet {
+        params.rivulet.prior_log_errors.clear();
+    }
+    params.tuned = None;
+    params
 }
 
 /// What a search step reports, for progress.
@@ -124,7 +139,11 @@ const PRIOR_POINTS: usize = 8;
 
 /// Sets Rivulet's prior errors to the quantiles of the errors its predictor makes on
 /// `traces` when Rivulet plays them with `params`.
-pub fn fit_prior(bench: &Bench<'_>, traces: &[Trace], params: &mut AbrParams) -> Result<(), SimError> {
+pub fn fit_prior(
+    bench: &Bench<'_>,
+    traces: &[Trace],
+    params: &mut AbrParams,
+) -> Result<(), SimError> {
     let half_life = params.rivulet.half_life;
     let bench = Bench { params, ..*bench };
     let errors = super::par_map(traces, |t| {
@@ -155,7 +174,8 @@ fn evaluate(
 /// Passes of coordinate descent at most (it stops earlier when a pass changes nothing).
 const MAX_PASSES: usize = 4;
 
-/// Searches `kind`'s parameters on `traces`, starting from `bench.params`.
+/// Searches `kind`'s parameters on `traces`, starting from `bench.params` (see
+/// [`start_point`]).
 pub fn tune(
     bench: &Bench<'_>,
     traces: &[Trace],
@@ -168,10 +188,10 @@ pub fn tune(
     let mut evaluations = 0;
     let mut best = f64::NEG_INFINITY;
     for pass in 1..=MAX_PASSES.max(1) {
-        let before = params.clone();
         if kind == AbrKind::Rivulet {
             fit_prior(bench, traces, &mut params)?;
         }
+        let before = params.clone();
         best = evaluate(bench, traces, kind, &params)?;
         evaluations += 1;
         for axis in &axes {
@@ -267,7 +287,12 @@ pub fn cross_validate(
             let train_set = pick(&|i| test.binary_search(&i).is_err());
             let (params, train_qoe) = match w {
                 Contender::Abr(kind) if tunable => {
-                    let tuned = tune(bench, &train_set, kind, &|s| progress(f, s))?;
+                    let start = start_point(kind);
+                    let from = Bench {
+                        params: &start,
+                        ..*bench
+                    };
+                    let tuned = tune(&from, &train_set, kind, &|s| progress(f, s))?;
                     (Some(tuned.params), tuned.qoe_per_chunk)
                 }
                 _ => (None, f64::NAN),
