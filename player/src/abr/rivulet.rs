@@ -8,10 +8,15 @@
 //!   exponentially weighted mean of log transfer throughput; each download adds one
 //!   error, log(measured) − log(predicted before it). The scenarios of a plan are the
 //!   prediction shifted by each of the last `window` errors, so the spread of the
-//!   future is the spread of this link's own surprises: a steady link (FCC's 5 s
-//!   samples) gives a tight set close to capacity, a 3G link in motion a wide one. A
-//!   prior set of errors learned offline on the training traces (`prior_log_errors`,
-//!   weight `prior_weight` in downloads) stands in while the session has seen few.
+//!   future is the spread of this link's own surprises. A prior set of errors learned
+//!   offline on the training traces (`prior_log_errors`, weight `prior_weight` in
+//!   downloads) keeps the tails the session has not met yet; its spread can follow the
+//!   link's observed error size (`scale_exponent`: 0 keeps the training set's spread,
+//!   1 takes the link's), so a steady link is not planned as if it were a 3G one.
+//! - **Regime changes.** Links move between levels (a cell hand-over, a new bottleneck:
+//!   FCC's traces hold a level for minutes, then step). Two errors in a row larger than
+//!   `jump` and of one sign restart the predictor from the latest download instead of
+//!   letting it drift over at the half-life's pace.
 //! - **Stall risk from that distribution.** A plan's score is its mean QoE over the
 //!   weighted scenarios; stall cost is convex in throughput, so the low tail of the
 //!   error distribution, not a safety factor, keeps plans from running on empty.
@@ -52,11 +57,19 @@ pub struct RivuletParams {
     pub window: usize,
     /// Half-life of the throughput predictor, in downloads.
     pub half_life: f64,
+    /// A regime change: when the last two errors are both larger than this (natural
+    /// log of measured / predicted) and of one sign, the predictor restarts from the
+    /// latest download instead of drifting over to the new level.
+    pub jump: f64,
     /// Buffer the plan should leave at the end of the horizon, seconds (capped at half
     /// the player's maximum buffer).
     pub reserve_s: f64,
     /// Weight of the prior errors, in downloads' worth.
     pub prior_weight: f64,
+    /// How far the prior's spread follows this link's: the prior errors are stretched
+    /// by (link's mean error size / prior's) to this power; 0 keeps the training set's
+    /// spread, 1 takes the link's.
+    pub scale_exponent: f64,
     /// Errors (natural log of measured / predicted throughput) seen on the training
     /// traces, as evenly spaced quantiles: the scenarios before this link has shown
     /// its own.
@@ -131,7 +144,7 @@ pub struct Prediction {
 
 /// Runs the log-EWMA predictor with `half_life` (downloads) over the latest downloads
 /// of `history`; `None` before any usable download.
-pub fn predict(history: &[Download], half_life: f64) -> Option<Prediction> {
+pub fn predict(history: &[Download], half_life: f64, jump: f64) -> Option<Prediction> {
     let alpha = 1.0 - 0.5f64.powf(1.0 / half_life.max(1e-3));
     let mut samples = history[history.len().saturating_sub(LOOKBACK)..]
         .iter()
@@ -141,8 +154,16 @@ pub fn predict(history: &[Download], half_life: f64) -> Option<Prediction> {
     let mut log_bps = samples.next()?;
     let mut log_errors = Vec::new();
     for sample in samples {
-        log_errors.push(sample - log_bps);
-        log_bps += alpha * (sample - log_bps);
+        let error = sample - log_bps;
+        let shifted = log_errors.last().is_some_and(|&last: &f64| {
+            error.abs() > jump && last.abs() > jump && error * last > 0.0
+        });
+        log_errors.push(error);
+        log_bps = if shifted {
+            sample
+        } else {
+            log_bps + alpha * error
+        };
     }
     Some(Prediction {
         log_bps,
@@ -154,7 +175,7 @@ pub fn predict(history: &[Download], half_life: f64) -> Option<Prediction> {
 /// prediction shifted by each of the last `window` errors (weight 1 each) and by each
 /// prior error (`prior_weight` shared among them).
 pub fn scenarios(input: &AbrInput<'_>, params: &RivuletParams) -> Vec<(f64, f64)> {
-    let Some(p) = predict(input.history, params.half_life) else {
+    let Some(p) = predict(input.history, params.half_life, params.jump) else {
         return Vec::new();
     };
     let own = &p.log_errors[p.log_errors.len().saturating_sub(params.window)..];
@@ -163,6 +184,23 @@ pub fn scenarios(input: &AbrInput<'_>, params: &RivuletParams) -> Vec<(f64, f64)
     } else {
         params.prior_weight.max(0.0) / params.prior_log_errors.len() as f64
     };
+    // The prior's shape is the training set's; its scale is this link's, as far as the
+    // link has shown it: the mean size of its errors, shrunk to the prior's own by
+    // `prior_weight` downloads' worth.
+    let mean_abs = |xs: &[f64]| xs.iter().map(|e| e.abs()).sum::<f64>() / xs.len().max(1) as f64;
+    let prior_scale = mean_abs(&params.prior_log_errors);
+    let seen = p.log_errors.len() as f64;
+    let w = params.prior_weight.max(0.0);
+    let link_scale = if seen + w > 0.0 {
+        (w * prior_scale + seen * mean_abs(&p.log_errors)) / (w + seen)
+    } else {
+        prior_scale
+    };
+    let stretch = if prior_scale > 0.0 && link_scale > 0.0 {
+        (link_scale / prior_scale).powf(params.scale_exponent)
+    } else {
+        1.0
+    };
     let mut out: Vec<(f64, f64)> = own
         .iter()
         .map(|e| ((p.log_bps + e).exp(), 1.0))
@@ -170,7 +208,7 @@ pub fn scenarios(input: &AbrInput<'_>, params: &RivuletParams) -> Vec<(f64, f64)
             params
                 .prior_log_errors
                 .iter()
-                .map(|e| ((p.log_bps + e).exp(), prior_each)),
+                .map(|e| ((p.log_bps + stretch * e).exp(), prior_each)),
         )
         .filter(|(bps, w)| bps.is_finite() && *bps > 0.0 && *w > 0.0)
         .collect();
@@ -286,15 +324,17 @@ mod tests {
             horizon: 6,
             window: 8,
             half_life: 2.0,
+            jump: f64::INFINITY,
             reserve_s: 20.0,
             prior_weight: 0.0,
+            scale_exponent: 0.0,
             prior_log_errors: vec![-0.5, 0.0, 0.5],
         })
     }
 
     #[test]
     fn predictor_learns_level_and_errors_from_transfer_time() {
-        assert_eq!(predict(&[], 2.0), None);
+        assert_eq!(predict(&[], 2.0, f64::INFINITY), None);
         let with_ttfb = Download {
             quality: 0,
             bytes: 100_000,
@@ -303,7 +343,7 @@ mod tests {
         };
         // 800 kbit/s over the transfer (TTFB out), after 1 then 2 Mbit/s.
         let h = [dl(0, 1e6), dl(0, 2e6), with_ttfb];
-        let p = predict(&h, 1.0).unwrap();
+        let p = predict(&h, 1.0, f64::INFINITY).unwrap();
         // Half-life of one download: each sample moves the estimate halfway (in logs).
         let m1 = (1e6f64.ln() + 2e6f64.ln()) / 2.0;
         let want = [2e6f64.ln() - 1e6f64.ln(), 800_000f64.ln() - m1];
@@ -313,9 +353,48 @@ mod tests {
         }
         assert!((p.log_bps - (m1 + 800_000f64.ln()) / 2.0).abs() < 1e-9);
         // A steady link: no surprise, the estimate is the link.
-        let p = predict(&[dl(2, 3e6); 5], 3.0).unwrap();
+        let p = predict(&[dl(2, 3e6); 5], 3.0, f64::INFINITY).unwrap();
         assert!(p.log_errors.iter().all(|e| e.abs() < 1e-9));
         assert!((p.log_bps.exp() - 3e6).abs() < 1e-3);
+    }
+
+    #[test]
+    fn predictor_restarts_on_a_regime_change() {
+        let mut h = vec![dl(0, 1e6); 6];
+        h.extend([dl(0, 4e6); 2]);
+        let drifting = predict(&h, 8.0, f64::INFINITY).unwrap();
+        assert!(drifting.log_bps.exp() < 2e6, "{}", drifting.log_bps.exp());
+        let restarted = predict(&h, 8.0, 0.5).unwrap();
+        assert!((restarted.log_bps.exp() - 4e6).abs() < 1e-3);
+        // The surprises are kept as errors all the same.
+        assert_eq!(restarted.log_errors, drifting.log_errors[..7].to_vec());
+        // One outlier alone is not a new regime.
+        let mut blip = vec![dl(0, 1e6); 6];
+        blip.extend([dl(0, 4e6), dl(0, 1e6)]);
+        assert!(predict(&blip, 8.0, 0.5).unwrap().log_bps.exp() < 1.5e6);
+    }
+
+    #[test]
+    fn the_prior_spread_follows_a_steady_link_as_far_as_told() {
+        let mut params = fixed().params;
+        params.prior_weight = 2.0;
+        params.window = 1;
+        let steady = [dl(2, 3e6); 9];
+        let spread = |exponent: f64| {
+            let p = RivuletParams {
+                scale_exponent: exponent,
+                ..params.clone()
+            };
+            let s = scenarios(&input(10.0, &steady), &p);
+            let lo = s.iter().map(|x| x.0).fold(f64::INFINITY, f64::min);
+            let hi = s.iter().map(|x| x.0).fold(0.0, f64::max);
+            hi / lo
+        };
+        // Prior errors ±0.5: the training set's spread is e^1 from low to high.
+        assert!((spread(0.0) - 1f64.exp()).abs() < 1e-9);
+        // Eight exact downloads against two downloads' worth of prior: a fifth of it.
+        assert!((spread(1.0) - 0.2f64.exp()).abs() < 1e-9, "{}", spread(1.0));
+        assert!(spread(0.5) < spread(0.0) && spread(0.5) > spread(1.0));
     }
 
     #[test]
@@ -324,7 +403,7 @@ mod tests {
         params.window = 2;
         params.prior_weight = 3.0;
         let h = [dl(0, 1e6), dl(0, 4e6), dl(0, 1e6), dl(0, 2e6)];
-        let p = predict(&h, params.half_life).unwrap();
+        let p = predict(&h, params.half_life, params.jump).unwrap();
         let s = scenarios(&input(5.0, &h), &params);
         assert_eq!(s.len(), 2 + 3, "two own errors, three prior ones");
         for (k, e) in p.log_errors[1..].iter().enumerate() {

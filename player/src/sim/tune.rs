@@ -54,6 +54,18 @@ pub fn axes(kind: AbrKind) -> Vec<Axis> {
                 set: |p, v| p.rivulet.half_life = v,
             },
             Axis {
+                name: "jump",
+                values: &[9.0, 1.0, 0.7, 0.5, 0.3, 0.2],
+                get: |p| p.rivulet.jump,
+                set: |p, v| p.rivulet.jump = v,
+            },
+            Axis {
+                name: "scale_exponent",
+                values: &[0.0, 0.5, 1.0],
+                get: |p| p.rivulet.scale_exponent,
+                set: |p, v| p.rivulet.scale_exponent = v,
+            },
+            Axis {
                 name: "reserve_s",
                 values: &[0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0],
                 get: |p| p.rivulet.reserve_s,
@@ -144,12 +156,12 @@ pub fn fit_prior(
     traces: &[Trace],
     params: &mut AbrParams,
 ) -> Result<(), SimError> {
-    let half_life = params.rivulet.half_life;
+    let (half_life, jump) = (params.rivulet.half_life, params.rivulet.jump);
     let bench = Bench { params, ..*bench };
     let errors = super::par_map(traces, |t| {
         let logs = bench.logs(t, Contender::Abr(AbrKind::Rivulet))?;
         Ok::<_, SimError>(
-            predict(&downloads(&logs, bench.rules.rtt_ms), half_life)
+            predict(&downloads(&logs, bench.rules.rtt_ms), half_life, jump)
                 .map(|p| p.log_errors)
                 .unwrap_or_default(),
         )
