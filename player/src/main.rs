@@ -415,10 +415,11 @@ fn tune(args: &TuneArgs) -> anyhow::Result<()> {
     let mut params = tuned.params;
     params.tuned = Some(Provenance {
         command: format!(
-            "player tune --traces {} --video {} --abr {}",
+            "player tune --traces {} --video {} --abr {} --out {}",
             args.traces.display(),
             args.video.display(),
-            args.abr
+            args.abr,
+            args.out.display()
         ),
         training_traces: traces.len(),
         training_qoe_per_chunk: tuned.qoe_per_chunk,

@@ -301,6 +301,7 @@ impl Abr for Rivulet {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::super::interface::test_util::{dl, input};
     use super::*;
     use crate::abr::Download;

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::abr::{Abr, AbrInput};
 
-/// Default buffer quantum of the optimum's state, ms: a finer grid (25, 10 or 5 ms)
+/// Default buffer quantum of the optimum's state, ms: a five times finer grid (10 ms)
 /// moves no shared set's mean by more than 0.0001 QoE per chunk (README, "The offline
 /// optimum"; `tests/optimal.rs` checks 25 ms on a subset).
 pub const BUFFER_STEP_MS: f64 = 50.0;
