@@ -1,18 +1,10 @@
 //! The `player simulate` command line: JSON shape, the `all` table, helpful errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn abr_data() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abr"));
-    assert!(
-        dir.join("README.md").is_file(),
-        "ABR test data missing at {}: these tests need it",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::abr_data;
 
 fn simulate(abr: &str, extra: &[&str]) -> Output {
     let dir = abr_data();

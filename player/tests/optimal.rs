@@ -4,23 +4,14 @@
 //! with parameters tuned without it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-
 use player::abr::{AbrKind, AbrParams};
 use player::sim::report::{Bench, Contender};
 use player::sim::{Trace, Video, load, tune};
 
 const SETS: [&str; 3] = ["hsdpa_test", "fcc", "hsdpa_train"];
 
-fn abr_data() -> PathBuf {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abr"));
-    assert!(
-        dir.join("README.md").is_file(),
-        "ABR test data missing at {}: these tests need it",
-        dir.display()
-    );
-    dir.to_owned()
-}
+mod common;
+use common::abr_data;
 
 fn data(set: &str) -> (Vec<Trace>, Video) {
     let dir = abr_data();

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use player::abr::{AbrKind, AbrParams};
 use player::sim::report::{Bench, Contender};
@@ -14,15 +14,8 @@ const SETS: [&str; 3] = ["hsdpa_test", "fcc", "hsdpa_train"];
 /// (reference algorithm name, registry name)
 const ALGOS: [(&str, AbrKind); 2] = [("bb", AbrKind::Bba), ("robustmpc", AbrKind::RobustMpc)];
 
-fn abr_data() -> PathBuf {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abr"));
-    assert!(
-        dir.join("README.md").is_file(),
-        "ABR test data missing at {}: these tests need it",
-        dir.display()
-    );
-    dir.to_owned()
-}
+mod common;
+use common::abr_data;
 
 /// Relative closeness for summaries whose summation order may differ from the reference.
 fn close(a: f64, b: f64) -> bool {

@@ -3,20 +3,16 @@
 //! no more stall time and no more switches, and above the floors the README reports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-
 use player::abr::{AbrKind, AbrParams};
 use player::sim::load;
 use player::sim::report::{Bench, Contender};
 
+mod common;
+use common::abr_data;
+
 #[test]
 fn rivulet_beats_robust_mpc_on_sets_its_tuning_never_saw() {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abr"));
-    assert!(
-        dir.join("README.md").is_file(),
-        "ABR test data missing at {}: this test needs it",
-        dir.display()
-    );
+    let dir = abr_data();
     let params = AbrParams::default();
     let tuned_on = params
         .tuned

@@ -411,7 +411,8 @@ mod tests {
     use super::*;
     use crate::abr::Bba;
 
-    fn trace(times: &[f64], mbps: &[f64]) -> Trace {
+    /// A trace named `t` (also for the optimum's tests).
+    pub(crate) fn trace(times: &[f64], mbps: &[f64]) -> Trace {
         Trace {
             name: "t".into(),
             times_s: times.to_vec(),

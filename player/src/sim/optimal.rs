@@ -154,14 +154,7 @@ mod tests {
     use super::*;
     use crate::abr::{AbrKind, AbrParams};
     use crate::sim::report::score;
-
-    fn trace(times: &[f64], mbps: &[f64]) -> Trace {
-        Trace {
-            name: "t".into(),
-            times_s: times.to_vec(),
-            mbps: mbps.to_vec(),
-        }
-    }
+    use crate::sim::tests::trace;
 
     fn video(chunks: usize) -> Video {
         let bitrates_bps = vec![300_000, 750_000, 1_200_000];
