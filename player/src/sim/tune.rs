@@ -55,6 +55,7 @@ pub fn axes(kind: AbrKind) -> Vec<Axis> {
             },
             Axis {
                 name: "jump",
+                // 9 (a factor e^9 ≈ 8000 off) is never: the restart switched off.
                 values: &[9.0, 1.0, 0.7, 0.5, 0.3, 0.2],
                 get: |p| p.rivulet.jump,
                 set: |p, v| p.rivulet.jump = v,
