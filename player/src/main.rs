@@ -9,12 +9,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use http_rules::cli::parse_duration;
 use http_rules::report::error_chain;
 use http_rules::signal::stop_signal;
-use player::abr::AbrKind;
+use player::abr::{AbrKind, AbrParams, Provenance};
 use player::link::{LinkModel, NetworkSpec};
 use player::load::report::{self as load_report, LoadReport};
 use player::load::{LoadConfig, Shard};
 use player::session::{self, End, SessionConfig, SessionReport};
-use player::sim::{Rules, load, report};
+use player::sim::report::{Bench, Contender};
+use player::sim::{load, report, tune};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -27,8 +28,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run an ABR algorithm over every trace in a folder, in virtual time.
+    /// Run ABR algorithms and the offline optimum over every trace in a folder, in
+    /// virtual time (optionally cross-validated).
     Simulate(SimulateArgs),
+    /// Search an algorithm's parameters on training traces and write them to a file.
+    Tune(TuneArgs),
     /// Play an HLS or DASH presentation in real time and report its QoE.
     Play(PlayArgs),
     /// Run many real-time sessions at once against a URL and report QoE over them.
@@ -45,47 +49,119 @@ struct SimulateArgs {
     /// Video chunk-size table (`chunk,300,750,...` header).
     #[arg(long, env = "PLAYER_VIDEO")]
     video: PathBuf,
-    /// Algorithm, or `all` for one row per algorithm.
-    #[arg(long, env = "PLAYER_ABR", default_value = "rivulet")]
-    abr: AbrOrAll,
-    /// Print JSON (one object; an array of them with `--abr all`).
+    /// Algorithms (comma-separated), `optimal` (the offline optimum), or `all`. The
+    /// optimum is always computed too, for every algorithm's share of it.
+    #[arg(
+        long,
+        env = "PLAYER_ABR",
+        default_value = "rivulet",
+        value_delimiter = ','
+    )]
+    abr: Vec<Choice>,
+    #[command(flatten)]
+    params: ParamsArg,
+    /// K-fold cross-validation: each fold is scored with parameters tuned on the others
+    /// (`player tune`'s search); figures are over the left-out folds only.
+    #[arg(long, env = "PLAYER_CV", value_parser = clap::value_parser!(u16).range(2..=100))]
+    cv: Option<u16>,
+    /// Buffer quantum of the offline optimum's dynamic programme.
+    #[arg(long, env = "PLAYER_OPTIMAL_STEP", default_value = "50ms", value_parser = parse_duration)]
+    optimal_step: Duration,
+    /// Print JSON (one object for one algorithm, else an array).
     #[arg(long, env = "PLAYER_JSON")]
     json: bool,
+    /// Plot each trace's QoE per chunk for every algorithm against the optimum (.svg or
+    /// .png).
+    #[arg(long, env = "PLAYER_PLOT")]
+    plot: Option<PathBuf>,
 }
 
-/// `--abr` of `simulate`: one algorithm, or all of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AbrOrAll {
-    One(AbrKind),
-    All,
+/// `--abr-params`, shared by `simulate`, `tune`, `play` and `load`.
+#[derive(Debug, Args)]
+struct ParamsArg {
+    /// ABR parameter file (JSON, as `player tune` writes it); default: the tuned
+    /// parameters built in (`player/abr/rivulet.json`).
+    #[arg(long, env = "PLAYER_ABR_PARAMS")]
+    abr_params: Option<PathBuf>,
 }
 
-impl AbrOrAll {
-    const VARIANTS: [Self; 6] = [
-        Self::One(AbrKind::ALL[0]),
-        Self::One(AbrKind::ALL[1]),
-        Self::One(AbrKind::ALL[2]),
-        Self::One(AbrKind::ALL[3]),
-        Self::One(AbrKind::ALL[4]),
-        Self::All,
-    ];
-
-    fn kinds(self) -> Vec<AbrKind> {
-        match self {
-            Self::One(kind) => vec![kind],
-            Self::All => AbrKind::ALL.to_vec(),
-        }
+impl ParamsArg {
+    fn load(&self) -> anyhow::Result<AbrParams> {
+        Ok(match &self.abr_params {
+            Some(path) => AbrParams::read(path)?,
+            None => AbrParams::default(),
+        })
     }
 }
 
-impl ValueEnum for AbrOrAll {
+#[derive(Debug, Args)]
+struct TuneArgs {
+    /// Folder of training traces.
+    #[arg(long, env = "PLAYER_TRACES")]
+    traces: PathBuf,
+    /// Video chunk-size table.
+    #[arg(long, env = "PLAYER_VIDEO")]
+    video: PathBuf,
+    /// The algorithm whose parameters are searched.
+    #[arg(long, env = "PLAYER_ABR", default_value = "rivulet")]
+    abr: AbrKind,
+    /// Where the search starts (default: the middle of every parameter's grid).
+    #[command(flatten)]
+    params: ParamsArg,
+    /// Write the parameters found here (JSON), for `--abr-params`.
+    #[arg(long, env = "PLAYER_OUT")]
+    out: PathBuf,
+}
+
+/// One `--abr` value of `simulate`: one contender, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    One(Contender),
+    All,
+}
+
+impl Choice {
+    const VARIANTS: [Self; 7] = [
+        Self::One(Contender::Abr(AbrKind::ALL[0])),
+        Self::One(Contender::Abr(AbrKind::ALL[1])),
+        Self::One(Contender::Abr(AbrKind::ALL[2])),
+        Self::One(Contender::Abr(AbrKind::ALL[3])),
+        Self::One(Contender::Abr(AbrKind::ALL[4])),
+        Self::One(Contender::Optimal),
+        Self::All,
+    ];
+}
+
+/// The contenders asked for, each once, in the order asked, and the optimum last if
+/// it was not asked for (it gives the shares); `true` when it was asked for.
+fn contenders(choices: &[Choice]) -> (Vec<Contender>, bool) {
+    let mut out: Vec<Contender> = Vec::new();
+    for choice in choices {
+        let add = match choice {
+            Choice::One(c) => vec![*c],
+            Choice::All => Contender::all(),
+        };
+        for c in add {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    let asked = out.contains(&Contender::Optimal);
+    if !asked {
+        out.push(Contender::Optimal);
+    }
+    (out, asked)
+}
+
+impl ValueEnum for Choice {
     fn value_variants<'a>() -> &'a [Self] {
         &Self::VARIANTS
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
         Some(PossibleValue::new(match self {
-            Self::One(kind) => kind.name(),
+            Self::One(c) => c.name(),
             Self::All => "all",
         }))
     }
@@ -98,6 +174,8 @@ struct SessionArgs {
     /// ABR algorithm.
     #[arg(long, env = "PLAYER_ABR", default_value = "rivulet")]
     abr: AbrKind,
+    #[command(flatten)]
+    params: ParamsArg,
     /// Fetch no further ahead than this much media.
     #[arg(long, env = "PLAYER_MAX_BUFFER", default_value = "30", value_parser = parse_duration)]
     max_buffer: Duration,
@@ -158,6 +236,7 @@ impl SessionArgs {
         Ok(SessionConfig {
             live_delay_segments: self.live_delay,
             abr: self.abr,
+            abr_params: self.params.load()?,
             duration_s: duration.map(|d| d.as_secs_f64()),
             max_buffer_s: self.max_buffer.as_secs_f64(),
             startup_s: self.startup_buffer.as_secs_f64(),
@@ -248,22 +327,113 @@ struct MergeArgs {
 fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
     let traces = load::read_trace_dir(&args.traces)?;
     let video = load::read_video(&args.video)?;
-    let reports = args
-        .abr
-        .kinds()
-        .into_iter()
-        .map(|kind| report::run_set(&traces, &video, &Rules::PENSIEVE, kind))
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("simulating over {}", args.traces.display()))?;
+    let params = args.params.load()?;
+    let bench = Bench {
+        optimal_step_ms: args.optimal_step.as_secs_f64() * 1000.0,
+        ..Bench::new(&video, &params)
+    };
+    let (who, optimal_asked) = contenders(&args.abr);
+    let context = || format!("simulating over {}", args.traces.display());
+    let (mut reports, cv) = match args.cv {
+        None => (bench.run_sets(&traces, &who).with_context(context)?, None),
+        Some(k) => {
+            let bar = player::progress::steps("cross-validating", u64::from(k));
+            let cv = tune::cross_validate(&bench, &traces, &who, usize::from(k), &|fold, step| {
+                bar.set_position(fold as u64);
+                bar.set_message(format!(
+                    "fold {}/{k}: pass {} {} (best {:.4})",
+                    fold + 1,
+                    step.pass,
+                    step.axis,
+                    step.best
+                ));
+            })
+            .with_context(context)?;
+            bar.finish_and_clear();
+            (cv.iter().map(|r| r.held_out.clone()).collect(), Some(cv))
+        }
+    };
+    if let Some(path) = &args.plot {
+        player::plot::per_trace(path, &reports, &args.traces.display().to_string())
+            .with_context(|| format!("plotting {}", path.display()))?;
+    }
+    // The optimum was only wanted for the shares: its row shows in the table, not in
+    // the JSON.
+    let keep = |r: &report::SetReport| optimal_asked || r.abr != Contender::Optimal;
     if args.json {
-        let json = match reports.as_slice() {
-            [one] => serde_json::to_string_pretty(one)?,
-            many => serde_json::to_string_pretty(many)?,
+        let json = match cv {
+            Some(mut cv) => {
+                cv.retain(|r| keep(&r.held_out));
+                match cv.as_slice() {
+                    [one] => serde_json::to_string_pretty(one)?,
+                    many => serde_json::to_string_pretty(many)?,
+                }
+            }
+            None => {
+                reports.retain(keep);
+                match reports.as_slice() {
+                    [one] => serde_json::to_string_pretty(one)?,
+                    many => serde_json::to_string_pretty(many)?,
+                }
+            }
         };
         println!("{json}");
     } else {
+        if let Some(k) = args.cv {
+            println!(
+                "{k}-fold cross-validation: every figure is from traces the tuning did not see"
+            );
+        }
         print!("{}", report::table(&reports));
     }
+    Ok(())
+}
+
+fn tune(args: &TuneArgs) -> anyhow::Result<()> {
+    let traces = load::read_trace_dir(&args.traces)?;
+    let video = load::read_video(&args.video)?;
+    let start = match &args.params.abr_params {
+        Some(_) => args.params.load()?,
+        None => tune::start_point(args.abr),
+    };
+    let bench = Bench::new(&video, &start);
+    anyhow::ensure!(
+        !tune::axes(args.abr).is_empty(),
+        "{} has no parameters to tune",
+        args.abr
+    );
+    let bar = player::progress::steps("tuning", tune::axes(args.abr).len() as u64);
+    let tuned = tune::tune(&bench, &traces, args.abr, &|step| {
+        bar.set_message(format!(
+            "pass {}: {} (best {:.4})",
+            step.pass, step.axis, step.best
+        ));
+        bar.inc(1);
+    })
+    .with_context(|| format!("tuning over {}", args.traces.display()))?;
+    bar.finish_and_clear();
+    let mut params = tuned.params;
+    params.tuned = Some(Provenance {
+        command: format!(
+            "player tune --traces {} --video {} --abr {} --out {}",
+            args.traces.display(),
+            args.video.display(),
+            args.abr,
+            args.out.display()
+        ),
+        training_traces: traces.len(),
+        training_qoe_per_chunk: tuned.qoe_per_chunk,
+    });
+    let json = serde_json::to_string_pretty(&params)? + "\n";
+    std::fs::write(&args.out, json).with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "{}: {:.4} QoE/chunk on {} training traces after {} evaluations; written to {}",
+        args.abr,
+        tuned.qoe_per_chunk,
+        traces.len(),
+        tuned.evaluations,
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -388,6 +558,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Simulate(args) => simulate(&args),
+        Command::Tune(args) => tune(&args),
         Command::Play(args) => runtime().and_then(|r| r.block_on(play(args))),
         Command::Load(args) => runtime().and_then(|r| r.block_on(load(args))),
         Command::Merge(args) => merge(&args),

@@ -10,6 +10,7 @@ use plotters::prelude::*;
 use crate::load::report::LoadReport;
 use crate::session::SessionReport;
 use crate::session::summary::{SegmentLog, Summary};
+use crate::sim::report::{Contender, SetReport};
 
 /// A plot that could not be drawn or written.
 #[derive(Debug, thiserror::Error)]
@@ -311,6 +312,97 @@ impl Figure for DistributionFigure<'_> {
                 ))
                 .map_err(err)?;
         }
+        Ok(())
+    }
+}
+
+/// Draws every report's per-trace QoE per chunk (chunk 0 skipped), traces in order of
+/// the optimum's QoE (or of the first report's when the optimum is absent), to `path`.
+pub fn per_trace(path: &Path, reports: &[SetReport], title: &str) -> Result<(), PlotError> {
+    save(path, &PerTraceFigure { reports, title })
+}
+
+struct PerTraceFigure<'a> {
+    reports: &'a [SetReport],
+    title: &'a str,
+}
+
+impl Figure for PerTraceFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError>
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE).map_err(err)?;
+        let reports = self.reports;
+        let Some(order_by) = reports
+            .iter()
+            .find(|r| r.abr == Contender::Optimal)
+            .or(reports.first())
+        else {
+            return Ok(());
+        };
+        let mut order: Vec<usize> = (0..order_by.per_trace.len()).collect();
+        order.sort_by(|&a, &b| {
+            order_by.per_trace[a]
+                .qoe_per_chunk
+                .total_cmp(&order_by.per_trace[b].qoe_per_chunk)
+        });
+        let values = reports
+            .iter()
+            .flat_map(|r| r.per_trace.iter().map(|t| t.qoe_per_chunk));
+        let (lo, hi) = values.fold((0.0f64, 1.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("QoE per chunk by trace: {}", self.title),
+                ("sans-serif", 16),
+            )
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..order.len().max(1) as f64, lo.min(0.0)..hi * 1.05)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("trace (in order of the optimum's QoE)")
+            .y_desc("QoE_lin per chunk")
+            .draw()
+            .map_err(err)?;
+        for (i, r) in reports.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let points: Vec<(f64, f64)> = order
+                .iter()
+                .enumerate()
+                .filter_map(|(x, &t)| r.per_trace.get(t).map(|s| (x as f64, s.qoe_per_chunk)))
+                .collect();
+            let label = match r.share_of_optimum {
+                Some(share) if r.abr != Contender::Optimal => format!(
+                    "{} (mean {:.3}, {:.1}% of optimum)",
+                    r.abr,
+                    r.qoe_per_chunk_mean,
+                    100.0 * share
+                ),
+                _ => format!("{} (mean {:.3})", r.abr, r.qoe_per_chunk_mean),
+            };
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(1)))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            chart
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 2, color.filled())),
+                )
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
         Ok(())
     }
 }

@@ -91,3 +91,17 @@ impl crate::load::Progress for LoadProgress {
         ));
     }
 }
+
+/// A spinner for long computations (`player tune`, `player simulate --cv`): elapsed
+/// time, `label`, and a message the caller updates. `total` is ignored beyond the
+/// position shown; the caller finishes it.
+pub fn steps(label: &str, total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed}] {prefix} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(label.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}

@@ -1,18 +1,10 @@
 //! The `player simulate` command line: JSON shape, the `all` table, helpful errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn abr_data() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abr"));
-    assert!(
-        dir.join("README.md").is_file(),
-        "ABR test data missing at {}: these tests need it",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::abr_data;
 
 fn simulate(abr: &str, extra: &[&str]) -> Output {
     let dir = abr_data();
@@ -57,7 +49,7 @@ fn json_is_one_object_with_the_documented_fields() {
 }
 
 #[test]
-fn all_prints_one_row_per_algorithm() {
+fn all_prints_one_row_per_algorithm_and_the_optimum() {
     let out = simulate("all", &[]);
     assert!(
         out.status.success(),
@@ -65,8 +57,11 @@ fn all_prints_one_row_per_algorithm() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    for kind in player::abr::AbrKind::ALL {
-        let name = kind.name();
+    for name in player::abr::AbrKind::ALL
+        .map(player::abr::AbrKind::name)
+        .into_iter()
+        .chain(["optimal"])
+    {
         assert!(
             text.lines().any(|l| l.starts_with(name)),
             "{name} missing:\n{text}"
@@ -105,4 +100,55 @@ fn load_refuses_to_run_unbounded() {
             "{args:?}: {err}"
         );
     }
+}
+
+#[test]
+fn tune_writes_a_file_that_simulate_loads_and_reports_shares_of_the_optimum() {
+    let dir = abr_data();
+    let train = tempfile::tempdir().unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(dir.join("traces/hsdpa_train"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    for path in names.iter().take(4) {
+        std::fs::copy(path, train.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let params = train.path().join("params.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_player"))
+        .arg("tune")
+        .arg("--traces")
+        .arg(train.path())
+        .arg("--video")
+        .arg(dir.join("video/envivio_sizes.csv"))
+        .arg("--out")
+        .arg(&params)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&params).unwrap()).unwrap();
+    assert_eq!(file["tuned"]["training_traces"], 4);
+    assert!(file["rivulet"]["horizon"].is_u64());
+    let out = simulate(
+        "rivulet",
+        &["--json", "--abr-params", params.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["abr"], "rivulet");
+    let share = v["share_of_optimum"].as_f64().unwrap();
+    assert!(share > 0.0 && share <= 1.0, "{share}");
+    // A file that is not a parameter file is refused with its name.
+    let out = simulate("rivulet", &["--abr-params", "Cargo.toml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Cargo.toml"));
 }

@@ -4,24 +4,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use player::abr::AbrKind;
-use player::sim::{ChunkLog, Rules, load, report, simulate};
+use player::abr::{AbrKind, AbrParams};
+use player::sim::report::{Bench, Contender};
+use player::sim::{ChunkLog, Rules, load, simulate};
 
 const SETS: [&str; 3] = ["hsdpa_test", "fcc", "hsdpa_train"];
 /// (reference algorithm name, registry name)
 const ALGOS: [(&str, AbrKind); 2] = [("bb", AbrKind::Bba), ("robustmpc", AbrKind::RobustMpc)];
 
-fn abr_data() -> PathBuf {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abr"));
-    assert!(
-        dir.join("README.md").is_file(),
-        "ABR test data missing at {}: these tests need it",
-        dir.display()
-    );
-    dir.to_owned()
-}
+mod common;
+use common::abr_data;
 
 /// Relative closeness for summaries whose summation order may differ from the reference.
 fn close(a: f64, b: f64) -> bool {
@@ -95,7 +89,7 @@ fn bba_and_robust_mpc_reproduce_reference_chunk_logs() {
                 let want = reference
                     .get(&key)
                     .unwrap_or_else(|| panic!("no reference for {key:?}"));
-                let mut abr = name.build();
+                let mut abr = name.build(&AbrParams::default());
                 let got = simulate(trace, &video, &Rules::PENSIEVE, abr.as_mut()).unwrap();
                 assert_eq!(got.len(), want.len(), "{key:?}");
                 let what = format!("{set}/{}/{name}", trace.name);
@@ -127,7 +121,10 @@ fn set_means_match_the_readme_table() {
             (AbrKind::Bba, bb_chunk, bb_total),
             (AbrKind::RobustMpc, mpc_chunk, mpc_total),
         ] {
-            let r = report::run_set(&traces, &video, &Rules::PENSIEVE, name).unwrap();
+            let params = AbrParams::default();
+            let r = Bench::new(&video, &params)
+                .run_set(&traces, Contender::Abr(name))
+                .unwrap();
             assert!(
                 (r.qoe_per_chunk_mean - per_chunk).abs() < 5e-7,
                 "{set} {name}: {}",
@@ -156,7 +153,10 @@ fn per_trace_scores_match_the_reference() {
     for set in SETS {
         let traces = load::read_trace_dir(&dir.join("traces").join(set)).unwrap();
         for (ref_name, name) in ALGOS {
-            let r = report::run_set(&traces, &video, &Rules::PENSIEVE, name).unwrap();
+            let params = AbrParams::default();
+            let r = Bench::new(&video, &params)
+                .run_set(&traces, Contender::Abr(name))
+                .unwrap();
             for t in &r.per_trace {
                 let w = &want[&(set.to_owned(), t.name.clone(), ref_name.to_owned())];
                 // qoe_sum_chunks1_47, qoe_per_chunk, mean_bitrate_mbps, rebuf_s_chunks1_47,

@@ -6,7 +6,7 @@ use reqwest::Client;
 use url::Url;
 
 use super::manifest::LIVE_DELAY_SEGMENTS;
-use crate::abr::AbrKind;
+use crate::abr::{AbrKind, AbrParams};
 use crate::link::LinkModel;
 
 /// Connect timeout of [`http_client`], and the default of `player`'s `--connect-timeout`:
@@ -20,6 +20,8 @@ pub struct SessionConfig {
     pub url: Url,
     /// The ABR algorithm.
     pub abr: AbrKind,
+    /// Its parameters (`--abr-params`; the tuned defaults otherwise).
+    pub abr_params: AbrParams,
     /// Stop after this many wall seconds (default: when the presentation has played;
     /// a live one plays until stopped).
     pub duration_s: Option<f64>,
@@ -52,6 +54,7 @@ impl SessionConfig {
         Self {
             url,
             abr: AbrKind::default(),
+            abr_params: AbrParams::default(),
             duration_s: None,
             max_buffer_s: 30.0,
             startup_s: 2.0,

@@ -31,7 +31,7 @@ pub async fn run(
     observer: &dyn Observer,
     stop: &CancellationToken,
 ) -> Result<SessionReport, SessionError> {
-    let mut abr = config.abr.build();
+    let mut abr = config.abr.build(&config.abr_params);
     let t0 = Instant::now();
     let routes = Routes::new(config.pathway_penalty.as_secs_f64());
     let tally = Tally::new(observer);

@@ -6,9 +6,53 @@
 //! and the summaries the CLI prints live in [`report`].
 
 pub mod load;
+pub mod optimal;
 pub mod report;
+pub mod tune;
 
 use crate::abr::{Abr, AbrInput, Download};
+
+/// `f` over every item, on every core the machine offers, results in item order; the
+/// first error wins.
+pub fn par_map<T: Sync, R: Send, E: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(items.len())
+        .max(1);
+    if workers == 1 {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    // Worker w takes items w, w + workers, …: traces of one folder have similar costs.
+    let parts: Vec<Vec<(usize, Result<R, E>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                scope.spawn(move || {
+                    items
+                        .iter()
+                        .enumerate()
+                        .skip(w)
+                        .step_by(workers)
+                        .map(|(i, item)| (i, f(item)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut all: Vec<(usize, Result<R, E>)> = parts.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
+}
 
 /// A network trace: throughput `mbps[i]` holds over the interval ending at `times_s[i]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,15 +203,15 @@ pub struct ChunkLog {
 }
 
 /// The link side of the simulator: a pointer into the trace and the link clock.
-#[derive(Debug)]
-struct Link<'a> {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Link<'a> {
     trace: &'a Trace,
     ptr: usize,
     clock_s: f64,
 }
 
 impl<'a> Link<'a> {
-    fn new(trace: &'a Trace) -> Self {
+    pub(crate) fn new(trace: &'a Trace) -> Self {
         Self {
             trace,
             ptr: 1,
@@ -219,13 +263,55 @@ impl<'a> Link<'a> {
     }
 }
 
-/// Plays one video over one trace with `abr`; returns a log line per chunk.
-pub fn simulate(
-    trace: &Trace,
-    video: &Video,
+/// What fetching one chunk did to the link and the buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Fetched {
+    /// Download time plus RTT, ms.
+    pub delay_ms: f64,
+    /// Stall while fetching, ms.
+    pub rebuf_ms: f64,
+    /// Buffer after the chunk and any sleep, ms.
+    pub buffer_ms: f64,
+    /// Sleep left over after walking the link (the reference's quirk), ms.
+    pub sleep_ms: f64,
+}
+
+/// Fetches a chunk of `bytes` with `buffer_ms` buffered: rules 3–6 of the simulator
+/// (download over the link, RTT, stall, buffer, quantised sleep above the cap). The
+/// one step both [`simulate`] and the offline optimum ([`optimal`]) take.
+pub(crate) fn fetch_chunk(
+    link: &mut Link<'_>,
     rules: &Rules,
-    abr: &mut dyn Abr,
-) -> Result<Vec<ChunkLog>, SimError> {
+    buffer_ms: f64,
+    bytes: u64,
+) -> Fetched {
+    let delay_ms = link.download(bytes, rules.payload_fraction) * 1000.0 + rules.rtt_ms;
+    let rebuf_ms = (delay_ms - buffer_ms).max(0.0);
+    let mut buffer_ms = (buffer_ms - delay_ms).max(0.0) + rules.chunk_ms;
+    let mut sleep_ms = 0.0;
+    if buffer_ms > rules.buffer_max_ms {
+        let drain = ((buffer_ms - rules.buffer_max_ms) / rules.drain_quantum_ms).ceil()
+            * rules.drain_quantum_ms;
+        buffer_ms -= drain;
+        sleep_ms = link.sleep(drain);
+    }
+    Fetched {
+        delay_ms,
+        rebuf_ms,
+        buffer_ms,
+        sleep_ms,
+    }
+}
+
+/// QoE_lin reward of a chunk at `bitrate_bps` after one at `last_bps`, stalling `rebuf_s`.
+pub(crate) fn reward(rules: &Rules, bitrate_bps: u64, last_bps: u64, rebuf_s: f64) -> f64 {
+    bitrate_bps as f64 / 1e6
+        - rules.rebuf_penalty * rebuf_s
+        - bitrate_bps.abs_diff(last_bps) as f64 / 1e6
+}
+
+/// Checks that `trace` and `video` can be simulated under `rules`.
+pub(crate) fn check_inputs(trace: &Trace, video: &Video, rules: &Rules) -> Result<(), SimError> {
     if let Some(problem) = trace.problem() {
         return Err(SimError::BadTrace {
             name: trace.name.clone(),
@@ -244,6 +330,18 @@ pub fn simulate(
             first: rules.first_quality,
         });
     }
+    Ok(())
+}
+
+/// Plays one video over one trace with `abr`; returns a log line per chunk.
+pub fn simulate(
+    trace: &Trace,
+    video: &Video,
+    rules: &Rules,
+    abr: &mut dyn Abr,
+) -> Result<Vec<ChunkLog>, SimError> {
+    check_inputs(trace, video, rules)?;
+    let renditions = video.bitrates_bps.len();
     let mut link = Link::new(trace);
     let mut buffer_ms = 0.0;
     let mut history: Vec<Download> = Vec::with_capacity(rules.chunks);
@@ -276,21 +374,16 @@ pub fn simulate(
             q
         };
         let bytes = video.sizes[k][quality];
-        let delay_ms = link.download(bytes, rules.payload_fraction) * 1000.0 + rules.rtt_ms;
-        let rebuf_ms = (delay_ms - buffer_ms).max(0.0);
-        buffer_ms = (buffer_ms - delay_ms).max(0.0) + rules.chunk_ms;
-        let mut sleep_ms = 0.0;
-        if buffer_ms > rules.buffer_max_ms {
-            let drain = ((buffer_ms - rules.buffer_max_ms) / rules.drain_quantum_ms).ceil()
-                * rules.drain_quantum_ms;
-            buffer_ms -= drain;
-            sleep_ms = link.sleep(drain);
-        }
+        let Fetched {
+            delay_ms,
+            rebuf_ms,
+            buffer_ms: after_ms,
+            sleep_ms,
+        } = fetch_chunk(&mut link, rules, buffer_ms, bytes);
+        buffer_ms = after_ms;
         let bitrate_bps = video.bitrates_bps[quality];
         let rebuf_s = rebuf_ms / 1000.0;
-        let reward = bitrate_bps as f64 / 1e6
-            - rules.rebuf_penalty * rebuf_s
-            - bitrate_bps.abs_diff(last_bps) as f64 / 1e6;
+        let reward = reward(rules, bitrate_bps, last_bps, rebuf_s);
         last_bps = bitrate_bps;
         history.push(Download {
             quality,
@@ -318,7 +411,8 @@ mod tests {
     use super::*;
     use crate::abr::Bba;
 
-    fn trace(times: &[f64], mbps: &[f64]) -> Trace {
+    /// A trace named `t` (also for the optimum's tests).
+    pub(crate) fn trace(times: &[f64], mbps: &[f64]) -> Trace {
         Trace {
             name: "t".into(),
             times_s: times.to_vec(),

@@ -1,12 +1,146 @@
 //! Scores (QoE_lin, chunk 0 skipped as Pensieve's `plot_results.py` does) and set
 //! summaries of simulator runs.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use super::{ChunkLog, Rules, SimError, Trace, Video, simulate};
-use crate::abr::AbrKind;
+use super::optimal::{self, simulate_optimal};
+use super::{ChunkLog, Rules, SimError, Trace, Video, par_map, simulate};
+use crate::abr::{AbrKind, AbrParams, UnknownAbr};
+
+/// What runs over a set of traces: an online algorithm, or the offline optimum (which
+/// knows the trace; [`optimal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Contender {
+    /// An algorithm a real player can run.
+    Abr(AbrKind),
+    /// The offline optimum.
+    Optimal,
+}
+
+impl Contender {
+    /// Every online algorithm, then the optimum.
+    pub fn all() -> Vec<Self> {
+        AbrKind::ALL
+            .into_iter()
+            .map(Self::Abr)
+            .chain([Self::Optimal])
+            .collect()
+    }
+
+    /// The name the command line and the reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Abr(kind) => kind.name(),
+            Self::Optimal => "optimal",
+        }
+    }
+}
+
+impl fmt::Display for Contender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl Serialize for Contender {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl FromStr for Contender {
+    type Err = UnknownAbr;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        if name == "optimal" {
+            Ok(Self::Optimal)
+        } else {
+            name.parse().map(Self::Abr)
+        }
+    }
+}
+
+/// What every run over traces shares: the video, the rules, the algorithms'
+/// parameters, and the optimum's buffer grid.
+#[derive(Debug, Clone, Copy)]
+pub struct Bench<'a> {
+    /// The video.
+    pub video: &'a Video,
+    /// The simulator's rules.
+    pub rules: &'a Rules,
+    /// Parameters of the online algorithms.
+    pub params: &'a AbrParams,
+    /// Buffer quantum of the optimum's dynamic programme, ms.
+    pub optimal_step_ms: f64,
+}
+
+impl<'a> Bench<'a> {
+    /// A bench with Pensieve's rules, the default parameters and the default grid.
+    pub fn new(video: &'a Video, params: &'a AbrParams) -> Self {
+        Self {
+            video,
+            rules: &Rules::PENSIEVE,
+            params,
+            optimal_step_ms: optimal::BUFFER_STEP_MS,
+        }
+    }
+
+    /// The chunk logs of `who` on `trace` (a fresh algorithm instance).
+    pub fn logs(&self, trace: &Trace, who: Contender) -> Result<Vec<ChunkLog>, SimError> {
+        match who {
+            Contender::Abr(kind) => {
+                let mut algo = kind.build(self.params);
+                simulate(trace, self.video, self.rules, algo.as_mut())
+            }
+            Contender::Optimal => {
+                simulate_optimal(trace, self.video, self.rules, self.optimal_step_ms)
+            }
+        }
+    }
+
+    /// Runs `who` over every trace (on all cores) and summarises.
+    pub fn run_set(&self, traces: &[Trace], who: Contender) -> Result<SetReport, SimError> {
+        let per_trace = par_map(traces, |t| {
+            Ok::<_, SimError>(score(&t.name, &self.logs(t, who)?))
+        })?;
+        Ok(summarise(who, per_trace))
+    }
+
+    /// Runs every contender of `who` over `traces`; when the optimum is among them,
+    /// every report gets its share of it.
+    pub fn run_sets(
+        &self,
+        traces: &[Trace],
+        who: &[Contender],
+    ) -> Result<Vec<SetReport>, SimError> {
+        let mut reports = who
+            .iter()
+            .map(|&w| self.run_set(traces, w))
+            .collect::<Result<Vec<_>, _>>()?;
+        set_shares(&mut reports);
+        Ok(reports)
+    }
+}
+
+/// Fills in every report's share of the optimum's report among them, if there is one.
+pub fn set_shares(reports: &mut [SetReport]) {
+    let best = reports
+        .iter()
+        .find(|r| r.abr == Contender::Optimal)
+        .map(|r| r.qoe_per_chunk_mean);
+    for r in reports {
+        r.share_of_optimum = best.map(|b| share(r.qoe_per_chunk_mean, b));
+    }
+}
+
+/// `qoe` as a fraction of the optimum's `best` (0 when the optimum itself is not
+/// positive, where a share means nothing).
+pub fn share(qoe: f64, best: f64) -> f64 {
+    if best > 0.0 { qoe / best } else { 0.0 }
+}
 
 /// One trace's figures over chunks 1.. (chunk 0, the forced start-up chunk, is skipped).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,7 +192,7 @@ pub fn score(name: &str, logs: &[ChunkLog]) -> TraceScore {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SetReport {
     /// The algorithm.
-    pub abr: AbrKind,
+    pub abr: Contender,
     /// Number of traces.
     pub traces: usize,
     /// Mean over traces of QoE per chunk (chunk 0 skipped).
@@ -77,6 +211,9 @@ pub struct SetReport {
     pub switch_mbps_mean: f64,
     /// Mean over traces of the number of rendition switches.
     pub switches_mean: f64,
+    /// `qoe_per_chunk_mean` over the offline optimum's on the same traces, when it was
+    /// computed alongside.
+    pub share_of_optimum: Option<f64>,
     /// Per-trace figures, in trace order.
     pub per_trace: Vec<TraceScore>,
 }
@@ -96,7 +233,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 /// Summarises per-trace scores.
-pub fn summarise(abr: AbrKind, per_trace: Vec<TraceScore>) -> SetReport {
+pub fn summarise(abr: Contender, per_trace: Vec<TraceScore>) -> SetReport {
     let col = |f: fn(&TraceScore) -> f64| per_trace.iter().map(f).collect::<Vec<f64>>();
     SetReport {
         abr,
@@ -109,31 +246,15 @@ pub fn summarise(abr: AbrKind, per_trace: Vec<TraceScore>) -> SetReport {
         startup_s_mean: mean(col(|t| t.startup_s).into_iter()),
         switch_mbps_mean: mean(col(|t| t.switch_mbps_mean).into_iter()),
         switches_mean: mean(col(|t| t.switches as f64).into_iter()),
+        share_of_optimum: None,
         per_trace,
     }
-}
-
-/// Runs the algorithm `abr` (a fresh instance per trace) over every trace.
-pub fn run_set(
-    traces: &[Trace],
-    video: &Video,
-    rules: &Rules,
-    abr: AbrKind,
-) -> Result<SetReport, SimError> {
-    let per_trace = traces
-        .iter()
-        .map(|t| {
-            let mut algo = abr.build();
-            Ok(score(&t.name, &simulate(t, video, rules, algo.as_mut())?))
-        })
-        .collect::<Result<Vec<_>, SimError>>()?;
-    Ok(summarise(abr, per_trace))
 }
 
 /// A fixed-width table, one row per report.
 pub fn table(reports: &[SetReport]) -> String {
     let mut out = format!(
-        "{:<12} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>8}\n",
+        "{:<12} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>8} {:>8}\n",
         "abr",
         "traces",
         "qoe/chunk",
@@ -142,13 +263,14 @@ pub fn table(reports: &[SetReport]) -> String {
         "Mbit/s",
         "rebuf s",
         "switch",
-        "switches"
+        "switches",
+        "share"
     );
     for r in reports {
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "{:<12} {:>6} {:>9.4} {:>9.4} {:>9.3} {:>9.3} {:>10.2} {:>9.3} {:>8.2}",
+            "{:<12} {:>6} {:>9.4} {:>9.4} {:>9.3} {:>9.3} {:>10.2} {:>9.3} {:>8.2} {:>8}",
             r.abr,
             r.traces,
             r.qoe_per_chunk_mean,
@@ -157,7 +279,9 @@ pub fn table(reports: &[SetReport]) -> String {
             r.bitrate_mbps_mean,
             r.rebuffer_s_total,
             r.switch_mbps_mean,
-            r.switches_mean
+            r.switches_mean,
+            r.share_of_optimum
+                .map_or_else(|| "-".to_owned(), |s| format!("{:.1}%", 100.0 * s))
         );
     }
     out
@@ -198,7 +322,7 @@ mod tests {
     #[test]
     fn json_has_the_documented_fields() {
         let r = summarise(
-            AbrKind::Bba,
+            Contender::Abr(AbrKind::Bba),
             vec![score("t", &[chunk(1, 750_000, 0.0, 0.75)])],
         );
         let v = serde_json::to_value(&r).unwrap_or_default();
