@@ -239,7 +239,7 @@ pub fn with_declaration(mpd: &MPD) -> String {
 }
 
 fn dash_error(e: impl std::fmt::Display) -> MediaError {
-    MediaError::Dash(e.to_string().chars().take(200).collect())
+    MediaError::Dash(crate::one_line(e))
 }
 
 fn join_base(base: &str, urls: &[BaseURL]) -> Result<String> {

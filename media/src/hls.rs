@@ -197,8 +197,7 @@ pub fn is_multivariant(text: &str) -> bool {
 }
 
 fn parse_error(e: impl std::fmt::Display) -> MediaError {
-    let text = e.to_string();
-    MediaError::Hls(text.chars().take(200).collect())
+    MediaError::Hls(crate::one_line(e))
 }
 
 /// Parses a multivariant playlist fetched from `base` into a VOD presentation whose

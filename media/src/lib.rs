@@ -143,5 +143,15 @@ impl MediaError {
     }
 }
 
+/// `text` as the reason of an error: one line (an input's line breaks and tabs become
+/// spaces) of at most 200 characters.
+pub(crate) fn one_line(text: impl std::fmt::Display) -> String {
+    text.to_string()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect()
+}
+
 /// Result alias of the media crate.
 pub type Result<T, E = MediaError> = std::result::Result<T, E>;

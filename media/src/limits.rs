@@ -171,8 +171,7 @@ pub fn check_mpd_text(text: &str) -> Result<()> {
     check_size(text)?;
     let mut reader = quick_xml::Reader::from_str(text);
     let (mut elements, mut periods, mut representations, mut depth) = (0usize, 0, 0, 0usize);
-    let invalid =
-        |e: &dyn std::fmt::Display| MediaError::Dash(e.to_string().chars().take(200).collect());
+    let invalid = |e: &dyn std::fmt::Display| MediaError::Dash(crate::one_line(e));
     loop {
         let event = reader.read_event().map_err(|e| invalid(&e))?;
         let element = match &event {
