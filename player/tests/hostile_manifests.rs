@@ -129,34 +129,27 @@ async fn play(url: String) -> Result<session::SessionReport, SessionError> {
 #[tokio::test]
 async fn hostile_manifests_fail_the_session_with_one_line() {
     let addr = start(files()).await;
-    let cases: [(&str, fn(&MediaError) -> bool, &str); 5] = [
+    // (manifest, refused by a limit rather than as invalid, what the error says)
+    let cases = [
         (
             "twenty.mpd",
-            |e| matches!(e, MediaError::Limit { .. }),
+            true,
             "segments in the manifest (all renditions together) over the limit of 300000",
         ),
-        (
-            "year1.mpd",
-            |e| matches!(e, MediaError::Dash(_)),
-            "availabilityStartTime 0001-01-01",
-        ),
+        ("year1.mpd", false, "availabilityStartTime 0001-01-01"),
         (
             "tiny.mpd",
-            |e| matches!(e, MediaError::Limit { .. }),
+            true,
             "segment number over the limit of 9007199254740991",
         ),
         (
             "master.m3u8",
-            |e| matches!(e, MediaError::Limit { .. }),
+            true,
             "segments in the manifest (all renditions together) over the limit of 300000",
         ),
-        (
-            "overflow.m3u8",
-            |e| matches!(e, MediaError::Limit { .. }),
-            "segment number over the limit",
-        ),
+        ("overflow.m3u8", true, "segment number over the limit"),
     ];
-    for (path, kind, says) in cases {
+    for (path, limit, says) in cases {
         let url = format!("http://{addr}/{path}");
         match play(url).await {
             Ok(report) => panic!(
@@ -174,7 +167,11 @@ async fn hostile_manifests_fail_the_session_with_one_line() {
                     "{path}: {line}"
                 );
                 match &e {
-                    SessionError::Manifest { source, .. } => assert!(kind(source), "{path}: {e}"),
+                    SessionError::Manifest { source, .. } => assert_eq!(
+                        matches!(source, MediaError::Limit { .. }),
+                        limit,
+                        "{path}: {e}"
+                    ),
                     other => panic!("{path}: not a manifest error: {other}"),
                 }
             }
