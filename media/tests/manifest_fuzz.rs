@@ -19,6 +19,9 @@ use mp4_atom::{Encode, SegmentReference, Sidx};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+mod support;
+use support::mpd;
+
 const NOW: f64 = 1_796_083_200.0;
 /// Mutated inputs per seed manifest, and per `sidx`.
 const ROUNDS: usize = 300;
@@ -82,19 +85,13 @@ fn mpd_seeds() -> Vec<String> {
         suggested_presentation_delay: 6.0,
         utc_timing_url: "http://h/time".into(),
     };
+    // ffmpeg's single-file forms: one file, its segments by range or by its index.
     let single_file = |addressing: &str| {
-        format!(
-            r#"<?xml version="1.0" encoding="utf-8"?>
-<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-on-demand:2011" type="static" mediaPresentationDuration="PT10.0S" minBufferTime="PT4.0S">
- <Period id="0" start="PT0.0S">
-  <AdaptationSet id="0" contentType="video" frameRate="30/1">
-   <Representation id="0" mimeType="video/mp4" codecs="avc1.64001e" bandwidth="792986" width="640" height="360">
-    <BaseURL>manifest-stream0.mp4</BaseURL>
-    {addressing}
-   </Representation>
-  </AdaptationSet>
- </Period>
-</MPD>"#
+        mpd(
+            "static",
+            "mediaPresentationDuration=\"PT10.0S\"",
+            1,
+            &format!("<BaseURL>manifest-stream0.mp4</BaseURL>{addressing}"),
         )
     };
     vec![

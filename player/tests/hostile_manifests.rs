@@ -19,6 +19,10 @@ use media::MediaError;
 use player::session::{self, NoObserver, SessionConfig, SessionError};
 use tokio_util::sync::CancellationToken;
 
+#[path = "../../media/tests/support/mod.rs"]
+mod support;
+use support::mpd;
+
 type Files = Arc<HashMap<String, String>>;
 
 async fn serve(State(files): State<Files>, Path(path): Path<String>) -> (StatusCode, String) {
@@ -36,23 +40,6 @@ async fn start(files: HashMap<String, String>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
-}
-
-fn mpd(kind: &str, top: &str, representations: usize, addressing: &str) -> String {
-    let reps: String = (0..representations)
-        .map(|i| {
-            format!(
-                "<Representation id=\"r{i}\" bandwidth=\"{}\" codecs=\"avc1.64001f\">{addressing}</Representation>",
-                100_000 * (i + 1)
-            )
-        })
-        .collect();
-    format!(
-        r#"<?xml version="1.0"?>
-<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="{kind}" {top} minBufferTime="PT2S" profiles="urn:mpeg:dash:profile:isoff-live:2011">
- <Period id="0" start="PT0S"><AdaptationSet contentType="video" mimeType="video/mp4">{reps}</AdaptationSet></Period>
-</MPD>"#
-    )
 }
 
 /// A media playlist of `count` 2 s segments from media sequence `first`.
