@@ -19,8 +19,9 @@ pub const MAX_SEGMENTS: u64 = 300_000;
 /// Memory the listed segments may take, their URLs included: 300,000 segments with
 /// 300-byte URLs.
 pub const MAX_SEGMENT_BYTES: usize = 128 << 20;
-/// Renditions a manifest may declare (DASH `Representation`s in all periods, HLS
-/// `EXT-X-STREAM-INF`, `EXT-X-I-FRAME-STREAM-INF` and `EXT-X-MEDIA`).
+/// Renditions a manifest may declare (DASH `Representation`s in all periods, and as many
+/// `AdaptationSet`s; HLS `EXT-X-STREAM-INF`, `EXT-X-I-FRAME-STREAM-INF` and
+/// `EXT-X-MEDIA`). `dash-mpd-core` builds 2 kB for each representation or adaptation set.
 pub const MAX_RENDITIONS: usize = 1_000;
 /// Periods of an MPD.
 pub const MAX_PERIODS: usize = 1_000;
@@ -170,7 +171,8 @@ pub fn check_mpd_text(text: &str) -> Result<()> {
     use quick_xml::events::Event;
     check_size(text)?;
     let mut reader = quick_xml::Reader::from_str(text);
-    let (mut elements, mut periods, mut representations, mut depth) = (0usize, 0, 0, 0usize);
+    let (mut elements, mut depth) = (0usize, 0usize);
+    let (mut periods, mut sets, mut representations) = (0usize, 0usize, 0usize);
     let invalid = |e: &dyn std::fmt::Display| MediaError::Dash(crate::one_line(e));
     loop {
         let event = reader.read_event().map_err(|e| invalid(&e))?;
@@ -201,8 +203,12 @@ pub fn check_mpd_text(text: &str) -> Result<()> {
         }
         match element.local_name().as_ref() {
             "Period" => periods += 1,
+            "AdaptationSet" => sets += 1,
             "Representation" => representations += 1,
             _ => {}
+        }
+        if sets > MAX_RENDITIONS {
+            return Err(over("adaptation sets in the MPD", MAX_RENDITIONS as u64));
         }
         if periods > MAX_PERIODS {
             return Err(over("periods in the MPD", MAX_PERIODS as u64));
@@ -275,8 +281,12 @@ mod tests {
             "</a>".repeat(MAX_DEPTH + 1)
         );
         let periods = format!("<MPD>{}</MPD>", "<Period/>".repeat(MAX_PERIODS + 1));
+        let sets = format!(
+            "<MPD>{}</MPD>",
+            "<AdaptationSet/>".repeat(MAX_RENDITIONS + 1)
+        );
         let wide = format!("<MPD a=\"{}\"/>", "x".repeat(MAX_LINE_BYTES + 1));
-        for bad in [deep, periods, wide] {
+        for bad in [deep, periods, sets, wide] {
             assert!(
                 matches!(check_mpd_text(&bad), Err(MediaError::Limit { .. })),
                 "{}",
