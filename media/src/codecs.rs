@@ -183,7 +183,8 @@ impl FromStr for Codec {
             if s.starts_with("avc3") {
                 return Ok(Self::Other(s.to_string()));
             }
-            if hex.len() != 6 {
+            // ASCII first: the bytes are sliced in pairs.
+            if hex.len() != 6 || !hex.is_ascii() {
                 return Err(invalid());
             }
             let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| invalid());
@@ -402,6 +403,8 @@ mod tests {
         for bad in [
             "avc1.64001",
             "avc1.zz001f",
+            // Six bytes, not six characters: a slice in the middle of a 2-byte character.
+            "avc1.1\u{e9}234",
             "mp4a.40",
             "mp4a.xx.2",
             "",

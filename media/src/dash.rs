@@ -11,6 +11,7 @@ use dash_mpd_core::{
 
 pub use crate::dash_segments::expand_template;
 use crate::dash_segments::{Context, addressing};
+use crate::limits::{self, SegmentBudget};
 use crate::model::resolve_uri;
 use crate::{
     Codecs, Container, Delivery, MediaError, MediaType, Pathway, Presentation, PresentationKind,
@@ -239,7 +240,7 @@ pub fn with_declaration(mpd: &MPD) -> String {
 }
 
 fn dash_error(e: impl std::fmt::Display) -> MediaError {
-    MediaError::Dash(e.to_string().chars().take(200).collect())
+    MediaError::Dash(crate::one_line(e))
 }
 
 fn join_base(base: &str, urls: &[BaseURL]) -> Result<String> {
@@ -276,13 +277,27 @@ fn media_type_of(set: &AdaptationSet, rep: &Representation, codecs: &Codecs) -> 
 }
 
 /// Parses an MPD fetched from `base` into the model. `now` (seconds since the epoch) places
-/// the segments of a dynamic MPD that has no timeline; static MPDs ignore it.
+/// the segments of a dynamic MPD that has no timeline; static MPDs ignore it. Its segments
+/// come out of a [`SegmentBudget`] of their own.
 pub fn parse_mpd(text: &str, base: &str, now: f64) -> Result<Presentation> {
+    parse_mpd_in(text, base, now, &mut SegmentBudget::default())
+}
+
+/// [`parse_mpd`] within `budget`, which the segments of every representation share
+/// (and which the caller may go on using, for the segment indexes it reads next).
+pub fn parse_mpd_in(
+    text: &str,
+    base: &str,
+    now: f64,
+    budget: &mut SegmentBudget,
+) -> Result<Presentation> {
+    limits::check_mpd_text(text)?;
     let mpd = dash_mpd_core::parse(text).map_err(dash_error)?;
     let dynamic = mpd.mpdtype.as_deref() == Some("dynamic");
     let availability_start = mpd
         .availabilityStartTime
-        .map(|t| t.timestamp_millis() as f64 / 1000.0);
+        .map(|t| availability_start_of(t.timestamp_millis() as f64 / 1000.0, now))
+        .transpose()?;
     let kind = if dynamic {
         PresentationKind::Live {
             availability_start,
@@ -296,6 +311,9 @@ pub fn parse_mpd(text: &str, base: &str, now: f64) -> Result<Presentation> {
         .first()
         .ok_or_else(|| MediaError::Dash("MPD has no Period".into()))?;
     let period_start = period.start.map_or(0.0, |d| d.as_secs_f64());
+    if !period_start.is_finite() {
+        return Err(MediaError::Dash(format!("Period@start {period_start}")));
+    }
     let presentation_duration = period
         .duration
         .or(mpd.mediaPresentationDuration)
@@ -335,6 +353,7 @@ pub fn parse_mpd(text: &str, base: &str, now: f64) -> Result<Presentation> {
                     live_now: dynamic
                         .then(|| now - availability_start.unwrap_or(0.0) - period_start),
                 },
+                budget,
             )?;
             let frame_rate = rep
                 .frameRate
@@ -374,6 +393,22 @@ pub fn parse_mpd(text: &str, base: &str, now: f64) -> Result<Presentation> {
     };
     presentation.sort();
     Ok(presentation)
+}
+
+/// `availabilityStartTime` (Unix seconds), when it is not absurd for a stream read at `now`:
+/// from the Unix epoch (what many live packagers write for an always-on channel) to
+/// [`limits::MAX_FUTURE_START_SECONDS`] ahead of now. Year 1 would put the live edge at
+/// a segment number no counter holds.
+fn availability_start_of(unix: f64, now: f64) -> Result<f64> {
+    let latest = now + limits::MAX_FUTURE_START_SECONDS;
+    if (0.0..=latest).contains(&unix) {
+        Ok(unix)
+    } else {
+        Err(MediaError::Dash(format!(
+            "availabilityStartTime {} is not between 1970-01-01 and 30 days from now",
+            xs_datetime(unix).map_or_else(|_| format!("{unix} s"), |t| t.to_rfc3339())
+        )))
+    }
 }
 
 /// The pathways (MPD-level `BaseURL`s, named by `@serviceLocation` or else by their URL)

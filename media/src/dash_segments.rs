@@ -10,12 +10,9 @@ use dash_mpd_core::{
     SegmentTemplate, SegmentTimeline,
 };
 
+use crate::limits::{self, MAX_SEGMENT_NUMBER, SegmentBudget};
 use crate::model::{ByteRange, SegmentIndex, resolve_uri};
 use crate::{MediaError, Result, Segment};
-
-/// Upper bound on the segments one representation may list: a malformed `@r` or duration
-/// must not make us allocate without end.
-const MAX_SEGMENTS: u64 = 1_000_000;
 
 /// What addressing needs to know of the representation and its period.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +43,7 @@ pub fn addressing(
     set: &AdaptationSet,
     period: &Period,
     ctx: &Context<'_>,
+    budget: &mut SegmentBudget,
 ) -> Result<Addressing> {
     let levels = [
         (&rep.SegmentTemplate, &rep.SegmentList, &rep.SegmentBase),
@@ -58,10 +56,10 @@ pub fn addressing(
     ];
     for (template, list, base) in levels {
         if let Some(t) = template {
-            return template_addressing(t, ctx);
+            return template_addressing(t, ctx, budget);
         }
         if let Some(l) = list {
-            return list_addressing(l, ctx);
+            return list_addressing(l, ctx, budget);
         }
         if let Some(b) = base {
             return base_addressing(b, ctx);
@@ -121,61 +119,120 @@ pub fn expand_template(
     Ok(out)
 }
 
-fn template_addressing(template: &SegmentTemplate, ctx: &Context<'_>) -> Result<Addressing> {
-    let timescale = template.timescale.unwrap_or(1).max(1) as f64;
-    let start_number = template.startNumber.unwrap_or(1);
+/// `@timescale` (xs:unsignedInt, default 1): 0, or past 2^32 − 1, is refused.
+fn timescale(value: Option<u64>, ctx: &Context<'_>) -> Result<u64> {
+    match value.unwrap_or(1) {
+        t @ 1..=0xFFFF_FFFF => Ok(t),
+        t => Err(MediaError::Dash(format!(
+            "representation {}: @timescale {t} is not in 1..=4294967295",
+            ctx.id
+        ))),
+    }
+}
+
+/// `ticks` over `timescale` as a segment duration in seconds, checked
+/// ([`limits::segment_seconds`]).
+fn seconds(ticks: f64, timescale: u64, ctx: &Context<'_>) -> Result<f64> {
+    limits::segment_seconds(ticks / timescale as f64)
+        .map_err(|why| MediaError::Dash(format!("representation {}: {why}", ctx.id)))
+}
+
+/// How many ticks of `timescale` the presentation lasts (the end of an `@r=-1` run), plus
+/// `offset`; saturating, as the end only bounds a run.
+fn end_ticks(ctx: &Context<'_>, timescale: u64, offset: u64) -> Option<u64> {
+    ctx.presentation_duration
+        .map(|d| ((d * timescale as f64) as u64).saturating_add(offset))
+}
+
+fn template_addressing(
+    template: &SegmentTemplate,
+    ctx: &Context<'_>,
+    budget: &mut SegmentBudget,
+) -> Result<Addressing> {
+    let timescale = timescale(template.timescale, ctx)?;
+    // xs:unsignedInt in the MPD schema (ISO/IEC 23009-1 Annex B).
+    let start_number = match template.startNumber.unwrap_or(1) {
+        n @ 0..=0xFFFF_FFFF => n,
+        n => {
+            return Err(MediaError::Dash(format!(
+                "representation {}: @startNumber {n} is past 4294967295",
+                ctx.id
+            )));
+        }
+    };
     let pto = template.presentationTimeOffset.unwrap_or(0);
     let media = template
         .media
         .as_deref()
         .ok_or_else(|| MediaError::Dash(format!("representation {} has no @media", ctx.id)))?;
-    let mut segments = Vec::new();
-    let mut push = |number: u64, time: u64, d: u64| -> Result<()> {
-        if segments.len() as u64 >= MAX_SEGMENTS {
-            return Err(MediaError::Dash("too many segments".into()));
+    // The segments as runs, counted whole before anything is listed; `first` is the
+    // index of the first segment after `startNumber`.
+    let (first, runs) = match &template.SegmentTimeline {
+        Some(timeline) => (
+            0,
+            timeline_runs(timeline, end_ticks(ctx, timescale, pto), budget)?,
+        ),
+        None => {
+            let d = template
+                .duration
+                .map(f64::round)
+                .filter(|d| *d >= 1.0)
+                .ok_or_else(|| {
+                    MediaError::Dash(format!(
+                        "representation {} has neither timeline nor a @duration of 1 or more",
+                        ctx.id
+                    ))
+                })?;
+            let seg_secs = seconds(d, timescale, ctx)?;
+            // Float to integer casts saturate: an absurd count stays absurd, and is
+            // refused by the budget before anything is listed.
+            let (first, count) = match (ctx.live_now, ctx.presentation_duration) {
+                // Live without a timeline: the segments available now (§5.3.9.5.3), capped
+                // to the last couple of minutes so an old availabilityStartTime stays cheap.
+                (Some(now), _) => {
+                    let available = (now / seg_secs).floor().max(0.0);
+                    let available = limits::segment_number(
+                        (available <= MAX_SEGMENT_NUMBER as f64).then_some(available as u64),
+                    )?;
+                    let window = (120.0 / seg_secs).ceil() as u64;
+                    (available.saturating_sub(window), available.min(window))
+                }
+                (None, Some(total)) => (0, (total / seg_secs - 1e-9).ceil().max(0.0) as u64),
+                (None, None) => {
+                    return Err(MediaError::Dash("static MPD without a duration".into()));
+                }
+            };
+            budget.ensure_room(count)?;
+            let d = d as u64;
+            let run = Run {
+                time: first
+                    .checked_mul(d)
+                    .and_then(|t| t.checked_add(pto))
+                    .ok_or_else(|| MediaError::Dash("segment times overflow".into()))?,
+                duration: d,
+                count,
+            };
+            (first, vec![run])
         }
-        let uri = expand_template(media, ctx.id, number, ctx.bandwidth, time)?;
-        segments.push(Segment {
-            number,
-            start: ctx.period_start + time.saturating_sub(pto) as f64 / timescale,
-            duration: d as f64 / timescale,
-            size: None,
-            uri: resolve_uri(ctx.base, &uri)?,
-            ..Default::default()
-        });
-        Ok(())
     };
-    if let Some(timeline) = &template.SegmentTimeline {
-        let end = ctx
-            .presentation_duration
-            .map(|d| (d * timescale) as u64 + pto);
-        let mut number = start_number;
-        walk_timeline(timeline, end, |time, d| {
-            push(number, time, d)?;
-            number += 1;
-            Ok(())
-        })?;
-    } else {
-        let d = template.duration.filter(|d| *d > 0.0).ok_or_else(|| {
-            MediaError::Dash(format!(
-                "representation {} has neither timeline nor @duration",
-                ctx.id
-            ))
-        })?;
-        let seg_secs = d / timescale;
-        let (first, count) = match (ctx.live_now, ctx.presentation_duration) {
-            // Live without a timeline: the segments available now (§5.3.9.5.3), capped to the
-            // last couple of minutes so an old availabilityStartTime stays cheap.
-            (Some(now), _) => {
-                let available = (now / seg_secs).floor().max(0.0) as u64;
-                let window = (120.0 / seg_secs).ceil() as u64;
-                (available.saturating_sub(window), available.min(window))
-            }
-            (None, Some(total)) => (0, (total / seg_secs - 1e-9).ceil().max(0.0) as u64),
-            (None, None) => return Err(MediaError::Dash("static MPD without a duration".into())),
-        };
-        for k in first..first + count.min(MAX_SEGMENTS) {
-            push(start_number + k, (k as f64 * d) as u64 + pto, d as u64)?;
+    let mut segments = Vec::new();
+    let mut k = first;
+    for run in &runs {
+        for i in 0..run.count {
+            let time = run.time_of(i)?;
+            let number = limits::segment_number(start_number.checked_add(k))?;
+            let uri = expand_template(media, ctx.id, number, ctx.bandwidth, time)?;
+            let segment = Segment {
+                number,
+                start: ctx.period_start + time.saturating_sub(pto) as f64 / timescale as f64,
+                duration: seconds(run.duration as f64, timescale, ctx)?,
+                size: None,
+                uri: resolve_uri(ctx.base, &uri)?,
+                ..Default::default()
+            };
+            budget.take(&segment)?;
+            segments.push(segment);
+            k += 1;
         }
     }
     let init_uri = template
@@ -192,15 +249,34 @@ fn template_addressing(template: &SegmentTemplate, ctx: &Context<'_>) -> Result<
     })
 }
 
-/// Calls `each(time, duration)` for every segment of a `SegmentTimeline` (§5.3.9.6); an
-/// `@r` of -1 repeats until the next `S@t` or `end`.
-fn walk_timeline(
+/// `count` segments of `duration` ticks from `time`: one `S` element of a
+/// `SegmentTimeline` with its repeats.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    time: u64,
+    duration: u64,
+    count: u64,
+}
+
+impl Run {
+    /// The start of the run's `i`th segment; an overflow is an error.
+    fn time_of(&self, i: u64) -> Result<u64> {
+        i.checked_mul(self.duration)
+            .and_then(|offset| self.time.checked_add(offset))
+            .ok_or_else(|| MediaError::Dash("SegmentTimeline times overflow".into()))
+    }
+}
+
+/// The runs of a `SegmentTimeline` (§5.3.9.6); an `@r` of -1 repeats until the next `S@t`
+/// or `end`. Counted whole, against the budget, before any segment is listed.
+fn timeline_runs(
     timeline: &SegmentTimeline,
     end: Option<u64>,
-    mut each: impl FnMut(u64, u64) -> Result<()>,
-) -> Result<()> {
+    budget: &SegmentBudget,
+) -> Result<Vec<Run>> {
+    let mut runs = Vec::with_capacity(timeline.segments.len());
     let mut time = 0u64;
-    let mut count = 0u64;
+    let mut total = 0u64;
     for (i, s) in timeline.segments.iter().enumerate() {
         if let Some(t) = s.t {
             time = t;
@@ -220,16 +296,18 @@ fn walk_timeline(
                 until.saturating_sub(time).div_ceil(s.d).saturating_sub(1)
             }
         };
-        count = count.saturating_add(repeats + 1);
-        if repeats >= MAX_SEGMENTS || count > MAX_SEGMENTS {
-            return Err(MediaError::Dash("absurd @r".into()));
-        }
-        for _ in 0..=repeats {
-            each(time, s.d)?;
-            time += s.d;
-        }
+        let count = repeats.saturating_add(1);
+        total = total.saturating_add(count);
+        budget.ensure_room(total)?;
+        let run = Run {
+            time,
+            duration: s.d,
+            count,
+        };
+        time = run.time_of(count)?;
+        runs.push(run);
     }
-    Ok(())
+    Ok(runs)
 }
 
 /// An `Initialization` element: its `@sourceURL` (else the representation's base URL) and
@@ -262,27 +340,28 @@ fn located(
 /// `SegmentList` (§5.3.9.3): one `SegmentURL` a segment, its `@media` (else the base URL)
 /// and `@mediaRange`; times from the `SegmentTimeline`, else `@duration`. Numbered from 1
 /// (dash-mpd-core does not read the list's `@startNumber`).
-fn list_addressing(list: &SegmentList, ctx: &Context<'_>) -> Result<Addressing> {
-    let timescale = list.timescale.unwrap_or(1).max(1);
-    let mut times: Vec<(u64, u64)> = Vec::new();
-    match (&list.SegmentTimeline, list.duration) {
-        (Some(timeline), _) => {
-            let end = ctx
-                .presentation_duration
-                .map(|d| (d * timescale as f64) as u64);
-            walk_timeline(timeline, end, |time, d| {
-                times.push((time, d));
-                Ok(())
-            })?;
-        }
-        (None, Some(d)) if d > 0 => {
-            times = (0..list.segment_urls.len() as u64)
-                .map(|k| (k * d, d))
-                .collect();
-        }
-        (None, _) if list.segment_urls.len() <= 1 => {
+fn list_addressing(
+    list: &SegmentList,
+    ctx: &Context<'_>,
+    budget: &mut SegmentBudget,
+) -> Result<Addressing> {
+    let timescale = timescale(list.timescale, ctx)?;
+    let count = list.segment_urls.len() as u64;
+    budget.ensure_room(count)?;
+    let runs = match (&list.SegmentTimeline, list.duration) {
+        (Some(timeline), _) => timeline_runs(timeline, end_ticks(ctx, timescale, 0), budget)?,
+        (None, Some(d)) if d > 0 => vec![Run {
+            time: 0,
+            duration: d,
+            count,
+        }],
+        (None, _) if count <= 1 => {
             let whole = ctx.presentation_duration.unwrap_or(0.0) * timescale as f64;
-            times.push((0, whole as u64));
+            vec![Run {
+                time: 0,
+                duration: whole as u64,
+                count: 1,
+            }]
         }
         (None, _) => {
             return Err(MediaError::Dash(format!(
@@ -290,33 +369,32 @@ fn list_addressing(list: &SegmentList, ctx: &Context<'_>) -> Result<Addressing> 
                 ctx.id
             )));
         }
-    }
-    if times.len() < list.segment_urls.len() {
+    };
+    let timed = runs.iter().map(|r| r.count).fold(0u64, u64::saturating_add);
+    if timed < count {
         return Err(MediaError::Dash(format!(
-            "representation {}: {} SegmentURLs but {} durations",
-            ctx.id,
-            list.segment_urls.len(),
-            times.len()
+            "representation {}: {count} SegmentURLs but {timed} durations",
+            ctx.id
         )));
     }
-    let segments = list
-        .segment_urls
+    let times = runs
         .iter()
-        .zip(times)
-        .enumerate()
-        .map(|(k, (url, (time, d)))| {
-            let (uri, range) = located(ctx, url.media.as_deref(), url.mediaRange.as_deref())?;
-            Ok(Segment {
-                number: k as u64 + 1,
-                start: ctx.period_start + time as f64 / timescale as f64,
-                duration: d as f64 / timescale as f64,
-                size: range.map(|r| r.length),
-                uri,
-                range,
-                discontinuity: false,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+        .flat_map(|run| (0..run.count).map(move |i| (run.time_of(i), run.duration)));
+    let mut segments = Vec::with_capacity(list.segment_urls.len());
+    for (k, (url, (time, d))) in list.segment_urls.iter().zip(times).enumerate() {
+        let (uri, range) = located(ctx, url.media.as_deref(), url.mediaRange.as_deref())?;
+        let segment = Segment {
+            number: k as u64 + 1,
+            start: ctx.period_start + time? as f64 / timescale as f64,
+            duration: seconds(d as f64, timescale, ctx)?,
+            size: range.map(|r| r.length),
+            uri,
+            range,
+            discontinuity: false,
+        };
+        budget.take(&segment)?;
+        segments.push(segment);
+    }
     let (init_uri, init_range) = initialization(list.Initialization.as_ref(), ctx)?;
     Ok(Addressing {
         segments,
@@ -339,7 +417,7 @@ fn base_addressing(base: &SegmentBase, ctx: &Context<'_>) -> Result<Addressing> 
             ))
         })
         .and_then(ByteRange::parse_first_last)?;
-    let timescale = base.timescale.unwrap_or(1).max(1) as f64;
+    let timescale = timescale(base.timescale, ctx)? as f64;
     let pto = base.presentationTimeOffset.unwrap_or(0) as f64 / timescale;
     let (init_uri, init_range) = initialization(base.Initialization.as_ref(), ctx)?;
     Ok(Addressing {

@@ -8,6 +8,7 @@ use m3u8_rs::{
     MediaPlaylistType, MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
+use crate::limits::{self, SegmentBudget};
 use crate::model::resolve_uri;
 use crate::steering::split_bases;
 use crate::{
@@ -196,8 +197,7 @@ pub fn is_multivariant(text: &str) -> bool {
 }
 
 fn parse_error(e: impl std::fmt::Display) -> MediaError {
-    let text = e.to_string();
-    MediaError::Hls(text.chars().take(200).collect())
+    MediaError::Hls(crate::one_line(e))
 }
 
 /// Parses a multivariant playlist fetched from `base` into a VOD presentation whose
@@ -207,6 +207,7 @@ fn parse_error(e: impl std::fmt::Display) -> MediaError {
 /// pathway (the steering tag's `PATHWAY-ID`, else the first listed) and the others become
 /// [`Delivery`] pathways when they are copies of it under another base URL.
 pub fn parse_multivariant(text: &str, base: &str) -> Result<Presentation> {
+    limits::check_playlist_text(text)?;
     let playlist = m3u8_rs::parse_master_playlist_res(text.as_bytes()).map_err(parse_error)?;
     let steering = playlist
         .unknown_tags
@@ -344,11 +345,16 @@ fn pathways<'a>(
             continue;
         }
         let bases = match &default_base {
-            Some(b) => default_uris[0]
-                .strip_prefix(b.as_str())
-                .and_then(|rest| uris[0].strip_suffix(rest))
+            Some(b) => default_uris
+                .first()
+                .and_then(|d| d.strip_prefix(b.as_str()))
+                .zip(uris.first())
+                .and_then(|(rest, other)| other.strip_suffix(rest))
                 .map(|other| (b.clone(), other.to_string())),
-            None => split_bases(&default_uris[0], &uris[0]),
+            None => default_uris
+                .first()
+                .zip(uris.first())
+                .and_then(|(mine, theirs)| split_bases(mine, theirs)),
         };
         let Some((mine, theirs)) = bases else {
             continue;
@@ -463,9 +469,30 @@ fn segment_range(
 
 /// Parses a media playlist fetched from `base`; segment and init URIs become absolute and
 /// segment start times count from the first segment of this playlist. Byte-range segments
-/// (`EXT-X-BYTERANGE`) carry their range and know their size.
+/// (`EXT-X-BYTERANGE`) carry their range and know their size. Its segments come out of a
+/// [`SegmentBudget`] of their own.
 pub fn parse_media_playlist(text: &str, base: &str) -> Result<MediaPlaylistInfo> {
+    parse_media_playlist_in(text, base, &mut SegmentBudget::default())
+}
+
+/// [`parse_media_playlist`] within `budget`, which the media playlists of one presentation
+/// share. The text is checked first ([`limits::check_playlist_text`]): its size, line
+/// lengths, segment count and `EXTINF` durations; then the media sequence numbers, the
+/// target duration, the byte ranges and the first program date-time (not before 1970).
+pub fn parse_media_playlist_in(
+    text: &str,
+    base: &str,
+    budget: &mut SegmentBudget,
+) -> Result<MediaPlaylistInfo> {
+    let counts = limits::check_playlist_text(text)?;
+    budget.ensure_room(counts.segments)?;
     let playlist = m3u8_rs::parse_media_playlist_res(text.as_bytes()).map_err(parse_error)?;
+    let target_duration = playlist.target_duration as f64;
+    if target_duration > limits::MAX_SEGMENT_SECONDS {
+        return Err(MediaError::Hls(format!(
+            "EXT-X-TARGETDURATION {target_duration} s is over a day"
+        )));
+    }
     let (mut init_uri, mut init_range) = (None, None);
     let mut segments = Vec::with_capacity(playlist.segments.len());
     let mut start = 0.0;
@@ -495,14 +522,15 @@ pub fn parse_media_playlist(text: &str, base: &str) -> Result<MediaPlaylistInfo>
             first_program_date_time = s
                 .program_date_time
                 .map(|t| t.timestamp_millis() as f64 / 1000.0);
+            if first_program_date_time.is_some_and(|t| t < 0.0) {
+                return Err(MediaError::Hls(
+                    "EXT-X-PROGRAM-DATE-TIME before 1970".into(),
+                ));
+            }
         }
-        let duration = f64::from(s.duration);
-        if !(duration.is_finite() && duration > 0.0) {
-            return Err(MediaError::Hls(format!(
-                "segment {} has duration {duration}",
-                s.uri
-            )));
-        }
+        // Checked by its text above; m3u8-rs read it into an f32.
+        let duration = limits::segment_seconds(f64::from(s.duration))
+            .map_err(|why| MediaError::Hls(format!("segment {}: {why}", s.uri)))?;
         let uri = resolve_uri(base, &s.uri)?;
         let range = s
             .byte_range
@@ -510,15 +538,17 @@ pub fn parse_media_playlist(text: &str, base: &str) -> Result<MediaPlaylistInfo>
             .map(|r| segment_range(r, &uri, previous_range.as_ref()))
             .transpose()?;
         previous_range = range.map(|r| (uri.clone(), r.end()));
-        segments.push(Segment {
-            number: playlist.media_sequence + i as u64,
+        let segment = Segment {
+            number: limits::segment_number(playlist.media_sequence.checked_add(i as u64))?,
             start,
             duration,
             size: range.map(|r| r.length),
             uri,
             range,
             discontinuity: s.discontinuity,
-        });
+        };
+        budget.take(&segment)?;
+        segments.push(segment);
         start += duration;
     }
     let container = match (&init_uri, segments.first()) {
@@ -531,7 +561,7 @@ pub fn parse_media_playlist(text: &str, base: &str) -> Result<MediaPlaylistInfo>
         init_range,
         container,
         ended: playlist.end_list || playlist.playlist_type == Some(MediaPlaylistType::Vod),
-        target_duration: playlist.target_duration as f64,
+        target_duration,
         first_program_date_time,
     })
 }

@@ -17,6 +17,8 @@
 //! - [`transcode`]: `media ladder`: one file decoded (ffmpeg pipe), scaled ([`scale`]) and
 //!   encoded at every rung, then packaged ([`ladder()`]);
 //! - [`asset`]: atomic asset folders, manifests, reports and progress;
+//! - [`limits`]: bounds on what a manifest from the outside may cost (segments, bytes,
+//!   clocks), shared by the HLS, DASH and `sidx` parsers;
 //! - [`sidx`]: segment indexes (`sidx`) read into the model's segments (DASH `SegmentBase`);
 //! - [`validate`]: whether bytes are the media segments they claim to be (fMP4 and MPEG-TS
 //!   structure, track IDs, timestamps continuing across segments).
@@ -30,6 +32,7 @@ pub mod dash_segments;
 pub mod encode;
 pub mod hls;
 pub mod ladder;
+pub mod limits;
 pub mod live;
 pub mod model;
 pub mod mp4;
@@ -74,6 +77,9 @@ pub enum MediaError {
     Hls(String),
     #[error("invalid DASH MPD: {0}")]
     Dash(String),
+    /// A manifest asks for more than [`limits`] allows (segments, bytes, renditions…).
+    #[error("{what} over the limit of {limit}")]
+    Limit { what: &'static str, limit: u64 },
     #[error("invalid ladder: {0}")]
     Ladder(String),
     #[error("invalid media: {0}")]
@@ -135,6 +141,16 @@ impl MediaError {
         let path = path.into();
         move |source| Self::Io { path, source }
     }
+}
+
+/// `text` as the reason of an error: one line (an input's line breaks and tabs become
+/// spaces) of at most 200 characters.
+pub(crate) fn one_line(text: impl std::fmt::Display) -> String {
+    text.to_string()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect()
 }
 
 /// Result alias of the media crate.

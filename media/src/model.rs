@@ -204,12 +204,16 @@ impl Rendition {
     }
 
     /// Lists the segments from the bytes of [`Self::segment_index`]'s range (its `sidx`
-    /// box).
-    pub fn index_segments(&mut self, index_bytes: &[u8]) -> crate::Result<()> {
+    /// box), out of `budget` (the presentation's).
+    pub fn index_segments(
+        &mut self,
+        index_bytes: &[u8],
+        budget: &mut crate::limits::SegmentBudget,
+    ) -> crate::Result<()> {
         let index = self.segment_index.as_ref().ok_or_else(|| {
             crate::MediaError::Invalid(format!("rendition {} has no segment index", self.id))
         })?;
-        self.segments = crate::sidx::segments(index, index_bytes)?;
+        self.segments = crate::sidx::segments(index, index_bytes, budget)?;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 
 use mp4_atom::{Atom, Decode, Sidx};
 
+use crate::limits::{self, SegmentBudget};
 use crate::model::{ByteRange, Segment, SegmentIndex};
 use crate::{MediaError, Result};
 
@@ -13,8 +14,13 @@ use crate::{MediaError, Result};
 /// Offsets count from the anchor, the first byte after the `sidx` box (§8.16.3.3), plus
 /// its `first_offset`; times are its `earliest_presentation_time` and durations over its
 /// timescale, moved by `index.time_offset`. An index of indexes (a reference to another
-/// `sidx`) is refused: the referenced boxes are outside the range fetched.
-pub fn segments(index: &SegmentIndex, index_bytes: &[u8]) -> Result<Vec<Segment>> {
+/// `sidx`) is refused: the referenced boxes are outside the range fetched. The segments
+/// are taken from `budget`, and each must last ([`limits::segment_seconds`]).
+pub fn segments(
+    index: &SegmentIndex,
+    index_bytes: &[u8],
+    budget: &mut SegmentBudget,
+) -> Result<Vec<Segment>> {
     let invalid =
         |why: String| MediaError::Invalid(format!("segment index of {}: {why}", index.uri));
     let mut buf = index_bytes;
@@ -25,10 +31,11 @@ pub fn segments(index: &SegmentIndex, index_bytes: &[u8]) -> Result<Vec<Segment>
     let body_len = header
         .size
         .ok_or_else(|| invalid("sidx without a size".into()))?;
-    let box_len = index_bytes.len() - buf.len() + body_len;
     let mut body = buf
         .get(..body_len)
         .ok_or_else(|| invalid("sidx is cut short by the index range".into()))?;
+    // The header's bytes and the body's, both within `index_bytes`.
+    let box_len = index_bytes.len() - buf.len() + body_len;
     let sidx = Sidx::decode_body(&mut body)?;
     if sidx.timescale == 0 {
         return Err(invalid("timescale 0".into()));
@@ -41,6 +48,7 @@ pub fn segments(index: &SegmentIndex, index_bytes: &[u8]) -> Result<Vec<Segment>
         .and_then(|anchor| anchor.checked_add(sidx.first_offset))
         .ok_or_else(|| invalid("offsets overflow".into()))?;
     let mut time = sidx.earliest_presentation_time;
+    budget.ensure_room(sidx.references.len() as u64)?;
     let mut out = Vec::with_capacity(sidx.references.len());
     for (i, reference) in sidx.references.iter().enumerate() {
         if reference.reference_type {
@@ -50,15 +58,20 @@ pub fn segments(index: &SegmentIndex, index_bytes: &[u8]) -> Result<Vec<Segment>
         }
         let range = ByteRange::new(offset, u64::from(reference.referenced_size))
             .ok_or_else(|| invalid(format!("reference {i} is empty or out of range")))?;
-        out.push(Segment {
+        let duration =
+            limits::segment_seconds(f64::from(reference.subsegment_duration) / timescale)
+                .map_err(|why| invalid(format!("reference {i}: {why}")))?;
+        let segment = Segment {
             number: i as u64 + 1,
             start: index.time_offset + time as f64 / timescale,
-            duration: f64::from(reference.subsegment_duration) / timescale,
+            duration,
             size: Some(range.length),
             uri: index.uri.clone(),
             range: Some(range),
             discontinuity: false,
-        });
+        };
+        budget.take(&segment)?;
+        out.push(segment);
         offset = range.end();
         time = time.saturating_add(u64::from(reference.subsegment_duration));
     }
@@ -76,6 +89,10 @@ mod tests {
     use super::*;
 
     fn sidx(first_offset: u64, sizes: &[u32], hierarchical: bool) -> Vec<u8> {
+        sidx_of(first_offset, sizes, hierarchical, 2000)
+    }
+
+    fn sidx_of(first_offset: u64, sizes: &[u32], hierarchical: bool, duration: u32) -> Vec<u8> {
         let sidx = Sidx {
             reference_id: 1,
             timescale: 1000,
@@ -86,7 +103,7 @@ mod tests {
                 .map(|&size| SegmentReference {
                     reference_type: hierarchical,
                     referenced_size: size,
-                    subsegment_duration: 2000,
+                    subsegment_duration: duration,
                     starts_with_sap: true,
                     sap_type: 1,
                     sap_delta_time: 0,
@@ -109,7 +126,12 @@ mod tests {
     #[test]
     fn references_become_byte_ranges_after_the_anchor() {
         let bytes = sidx(4, &[100, 250], false);
-        let segments = segments(&index(800, bytes.len() as u64), &bytes).unwrap();
+        let segments = segments(
+            &index(800, bytes.len() as u64),
+            &bytes,
+            &mut SegmentBudget::default(),
+        )
+        .unwrap();
         let anchor = 800 + bytes.len() as u64 + 4;
         let got: Vec<(u64, f64, f64, u64, u64)> = segments
             .iter()
@@ -132,15 +154,28 @@ mod tests {
     #[test]
     fn what_is_not_a_flat_index_is_an_error() {
         let flat = sidx(0, &[100], false);
-        let cases: [(&str, Vec<u8>); 5] = [
+        let cases: [(&str, Vec<u8>); 7] = [
             ("hierarchical", sidx(0, &[100], true)),
             ("cut short", flat[..flat.len() - 4].to_vec()),
             ("empty", sidx(0, &[], false)),
             ("not sidx", b"\0\0\0\x08free".to_vec()),
             ("nothing", Vec::new()),
+            ("a reference of 0 s", sidx_of(0, &[100], false, 0)),
+            (
+                "a reference of 50 days",
+                sidx_of(0, &[100], false, u32::MAX),
+            ),
         ];
         for (what, bytes) in cases {
-            assert!(segments(&index(0, 100), &bytes).is_err(), "{what}");
+            let got = segments(&index(0, 100), &bytes, &mut SegmentBudget::default());
+            assert!(got.is_err(), "{what}");
         }
+        // The presentation's budget is shared: an index that does not fit is refused.
+        let three = sidx(0, &[100, 100, 100], false);
+        let mut budget = SegmentBudget::new(2, 1 << 20);
+        assert!(matches!(
+            segments(&index(0, three.len() as u64), &three, &mut budget),
+            Err(MediaError::Limit { .. })
+        ));
     }
 }

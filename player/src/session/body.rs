@@ -44,9 +44,8 @@ impl Body for Discard {
     }
 }
 
-/// The longest manifest a session reads (a 24-hour DVR window of 2 s segments in HLS is
-/// about 4 MB).
-pub const MANIFEST_LIMIT: usize = 16 << 20;
+/// The longest manifest a session reads: the longest `media` parses.
+pub const MANIFEST_LIMIT: usize = media::limits::MAX_MANIFEST_BYTES;
 /// The longest init segment or segment index a session reads.
 pub const INDEX_LIMIT: usize = 4 << 20;
 

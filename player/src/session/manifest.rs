@@ -4,6 +4,7 @@
 //! to the session's routes as soon as they are known, so that even the media playlists
 //! fail over.
 
+use media::limits::SegmentBudget;
 use media::model::{MediaType, Presentation, PresentationKind, Rendition};
 use media::{ByteRange, Container, Delivery, MediaError, SteeringProtocol, dash, hls};
 use url::Url;
@@ -46,6 +47,10 @@ pub struct TrackRendition {
 /// Segments a live session starts behind the newest one by default (hls.js's
 /// `liveSyncDurationCount`).
 pub const LIVE_DELAY_SEGMENTS: u64 = 3;
+
+/// The shortest and longest wait between reloads of a live manifest, s: its
+/// `minimumUpdatePeriod` or target duration, within these.
+pub const LIVE_RELOAD_S: (f64, f64) = (0.5, 30.0);
 
 /// What a session fetches of a presentation: the video renditions by ascending bitrate
 /// (segments aligned by number), and the first separate audio rendition, if any.
@@ -156,10 +161,9 @@ fn parse_url(manifest: &Url, uri: &str) -> Result<Url, SessionError> {
 
 /// The mean bitrate of `r`'s segments from their sizes, when the manifest gives them all.
 fn bitrate_from_sizes(r: &Rendition) -> Option<u64> {
-    let (bytes, seconds) = r
-        .segments
-        .iter()
-        .try_fold((0u64, 0.0), |(b, d), s| Some((b + s.size?, d + s.duration)))?;
+    let (bytes, seconds) = r.segments.iter().try_fold((0u64, 0.0), |(b, d), s| {
+        Some((b.checked_add(s.size?)?, d + s.duration))
+    })?;
     (seconds > 0.0).then(|| (bytes as f64 * 8.0 / seconds).round() as u64)
 }
 
@@ -214,10 +218,11 @@ pub fn track_of(url: &Url, presentation: &Presentation) -> Result<Track, Session
         audio,
         live_reload_s: match presentation.kind {
             PresentationKind::Vod => None,
-            // Never hammer the origin, whatever the manifest says.
+            // Never hammer the origin, nor sleep past the live edge, whatever the manifest
+            // says.
             PresentationKind::Live {
                 reload_interval, ..
-            } => Some(reload_interval.max(0.5)),
+            } => Some(reload_interval.clamp(LIVE_RELOAD_S.0, LIVE_RELOAD_S.1)),
         },
         live_epoch_s: match presentation.kind {
             PresentationKind::Vod => None,
@@ -269,27 +274,31 @@ fn steering_start(
         .transpose()
 }
 
-/// Fetches and parses the manifest at `url` (each HLS media playlist too). `cmcd` adds
-/// the CMCD query parameter to each manifest request.
+/// Fetches and parses the manifest at `url` (each HLS media playlist too, each DASH
+/// segment index), all of it within one [`SegmentBudget`] (`media::limits`: whatever a
+/// manifest says, a presentation lists at most 300,000 segments). `cmcd` adds the CMCD
+/// query parameter to each manifest request.
 pub async fn load(
     fetcher: &mut Fetcher<'_>,
     url: &Url,
     cmcd: &(dyn Fn(&Url) -> Url + Send + Sync),
 ) -> Result<Track, SessionError> {
     let (text, base) = fetcher.get_text(&cmcd(url)).await?;
+    let mut budget = SegmentBudget::default();
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     let (presentation, protocol) = if trimmed.starts_with("#EXTM3U") {
         (
-            load_hls(fetcher, &text, &base, cmcd).await?,
+            load_hls(fetcher, &text, &base, cmcd, &mut budget).await?,
             SteeringProtocol::Hls,
         )
     } else if trimmed.starts_with('<') && text.contains("<MPD") {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let mut mpd = dash::parse_mpd(&text, base.as_str(), now).map_err(manifest_error(url))?;
+        let mut mpd = dash::parse_mpd_in(&text, base.as_str(), now, &mut budget)
+            .map_err(manifest_error(url))?;
         fetcher.routes().install(&mpd.delivery);
-        read_segment_indexes(fetcher, url, &mut mpd).await?;
+        read_segment_indexes(fetcher, url, &mut mpd, &mut budget).await?;
         (mpd, SteeringProtocol::Dash)
     } else {
         return Err(SessionError::NotAManifest {
@@ -308,6 +317,7 @@ async fn read_segment_indexes(
     fetcher: &mut Fetcher<'_>,
     url: &Url,
     presentation: &mut Presentation,
+    budget: &mut SegmentBudget,
 ) -> Result<(), SessionError> {
     let first_audio = presentation
         .renditions
@@ -325,7 +335,7 @@ async fn read_segment_indexes(
         fetcher
             .get_retrying(&index_url, Some(index.range), &mut kept)
             .await?;
-        r.index_segments(&kept.bytes)
+        r.index_segments(&kept.bytes, budget)
             .map_err(manifest_error(&index_url))?;
     }
     Ok(())
@@ -336,6 +346,7 @@ async fn load_hls(
     text: &str,
     base: &Url,
     cmcd: &(dyn Fn(&Url) -> Url + Send + Sync),
+    budget: &mut SegmentBudget,
 ) -> Result<Presentation, SessionError> {
     let (mut renditions, delivery) = if hls::is_multivariant(text) {
         let parsed = hls::parse_multivariant(text, base.as_str()).map_err(manifest_error(base))?;
@@ -382,7 +393,7 @@ async fn load_hls(
         } else {
             fetcher.get_text(&cmcd(&playlist)).await?
         };
-        let mut info = hls::parse_media_playlist(&body, final_url.as_str())
+        let mut info = hls::parse_media_playlist_in(&body, final_url.as_str(), budget)
             .map_err(manifest_error(&final_url))?;
         if !info.ended {
             // Live starts count from each reload's first segment; the program date-time

@@ -229,14 +229,15 @@ impl Session<'_> {
                     history: &self.history,
                     last_quality: Some(quality),
                     upcoming_sizes: &[],
-                    segments_remaining: track
-                        .last_number()
-                        .map(|last| usize::try_from(last + 1 - number).unwrap_or(usize::MAX)),
+                    segments_remaining: track.last_number().map(|last| {
+                        usize::try_from(last.saturating_add(1).saturating_sub(number))
+                            .unwrap_or(usize::MAX)
+                    }),
                 };
                 stalled_at_decision = stalled;
                 quality = abr.choose(&input).min(top);
             }
-            let next = track.row(number + 1);
+            let next = number.checked_add(1).and_then(|n| track.row(n));
             let log = self
                 .fetch_segment(&track, k, &row, next.as_deref(), quality, &mut checks)
                 .await
@@ -256,8 +257,12 @@ impl Session<'_> {
             self.history.push(download);
             self.observer.segment(&log);
             self.logs.push(log);
-            number += 1;
             k += 1;
+            // Numbers are at most 2^53 (`media::limits`); a track built otherwise ends here.
+            let Some(following) = number.checked_add(1) else {
+                break;
+            };
+            number = following;
         }
         // Everything is buffered (a live stream that ended stops where it stopped): play
         // it out.
