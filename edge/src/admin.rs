@@ -26,8 +26,12 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let store = StoreSize {
         entries: st.store.entry_count(),
         bytes: st.store.weighted_size(),
+        filling: st.fill_budget.used(),
     };
-    let Ok(body) = st.metrics.encode(store, &st.membership(), st.draining()) else {
+    let encoded = st
+        .metrics
+        .encode(store, &st.cfg.connections, &st.membership(), st.draining());
+    let Ok(body) = encoded else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed");
     };
     (
@@ -122,12 +126,14 @@ pub async fn purge(st: &AppState, parts: &Parts) -> Response {
             "PURGE disabled: no --purge-token configured",
         );
     };
+    // RFC 9110 §11.1: the scheme is case-insensitive; `1*SP` before the credentials.
     let presented = parts
         .headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
         let mut r = plain(StatusCode::UNAUTHORIZED, "PURGE needs a valid bearer token");
         r.headers_mut()

@@ -11,6 +11,16 @@ use http_rules::cli::{
 };
 use http_rules::{SharedClock, SystemClock};
 
+use crate::conn::ConnectionCounters;
+
+const DEFAULT_FILL_MEMORY: u64 = 64 << 20;
+
+/// A header field name (RFC 9110 §5.1: a token), case-insensitive.
+fn parse_field_name(s: &str) -> Result<http::HeaderName, String> {
+    http::HeaderName::from_bytes(s.trim().as_bytes())
+        .map_err(|_| format!("{s:?} is not a header field name"))
+}
+
 /// Rivulet edge: an RFC 9111 caching reverse proxy.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "edge", version, about)]
@@ -68,11 +78,25 @@ pub struct Config {
     #[arg(long, env = "EDGE_MAX_OBJECT_SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_object_size: u64,
 
+    /// Memory for bodies on their way into the cache, all fills together [default:
+    /// 64MiB, or --cache-size if smaller]. A fill that finds no room streams its body
+    /// through uncached, reading from the upstream only as fast as its slowest client
+    /// takes it.
+    #[arg(long, env = "EDGE_FILL_MEMORY", value_parser = parse_size)]
+    pub fill_memory: Option<u64>,
+
     /// Cache identifier in `Cache-Status`, `Via` and `--peers` (default:
     /// `<hostname>-<port>`): a letter, then letters, digits, `.`, `-` or `_`, such as
     /// `edge-1` or `eu-west-8081`.
     #[arg(long, env = "EDGE_NAME", value_parser = parse_name)]
     pub name: Option<String>,
+
+    /// A targeted cache-control field of this edge's own (RFC 9213), e.g.
+    /// `Rivulet-CDN-Cache-Control`: when a response carries it (valid, not empty), it
+    /// decides the caching, over `CDN-Cache-Control`, which decides over
+    /// `Cache-Control` and `Expires`.
+    #[arg(long, env = "EDGE_TARGETED_CACHE_CONTROL", value_parser = parse_field_name)]
+    pub targeted_cache_control: Option<http::HeaderName>,
 
     /// Bearer token required by PURGE; PURGE is refused when unset.
     #[arg(long, env = "EDGE_PURGE_TOKEN", hide_env_values = true)]
@@ -111,6 +135,21 @@ pub struct Config {
     #[arg(long, env = "EDGE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
 
+    /// A client that takes none of its response for this long is disconnected.
+    #[arg(long, env = "EDGE_SEND_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub send_timeout: Duration,
+
+    /// Most client connections open at once; more are answered 503 and closed.
+    #[arg(long, env = "EDGE_MAX_CONNECTIONS", default_value = "10000")]
+    pub max_connections: usize,
+
+    /// Requests to peers and upstreams in flight at once (each holds its connection and
+    /// its read buffer until its body is done); more wait for a free slot up to
+    /// --connect-timeout + --first-byte-timeout, then get 503. Protects the origin and
+    /// bounds memory under a burst of misses.
+    #[arg(long, env = "EDGE_MAX_UPSTREAM_REQUESTS", default_value = "256")]
+    pub max_upstream_requests: usize,
+
     /// Largest request head accepted; larger gets 431.
     #[arg(long, env = "EDGE_MAX_HEADER_SIZE", default_value = "32KiB", value_parser = parse_size)]
     pub max_header_size: u64,
@@ -119,6 +158,10 @@ pub struct Config {
     /// stale windows, the `Date` it adds): the system clock, or a test's manual clock.
     #[arg(skip = SystemClock::shared())]
     pub clock: SharedClock,
+
+    /// The server loop's connection counters, read by `/.edge/metrics`.
+    #[arg(skip)]
+    pub connections: ConnectionCounters,
 }
 
 impl Config {
@@ -127,6 +170,13 @@ impl Config {
         let mut c = Self::parse_from(["edge"]);
         c.origin = vec![origin];
         c
+    }
+
+    /// The fill budget in force: `--fill-memory`, else 64 MiB or the cache size if
+    /// smaller (an object larger than the cache could not be stored anyway).
+    pub fn fill_memory(&self) -> u64 {
+        self.fill_memory
+            .unwrap_or_else(|| DEFAULT_FILL_MEMORY.min(self.cache_size))
     }
 
     /// The cache identifier: `--name`, else `<hostname>-<port>`, shaped into the name
@@ -211,6 +261,17 @@ mod tests {
             ("--origin", "http://h:8080", true),
             ("--origin", "file:///x", false),
             ("--origin", "http://h/?q=1", false),
+            (
+                "--targeted-cache-control",
+                "Rivulet-CDN-Cache-Control",
+                true,
+            ),
+            ("--targeted-cache-control", "not a name", false),
+            ("--fill-memory", "32MiB", true),
+            ("--send-timeout", "5s", true),
+            ("--max-connections", "100", true),
+            ("--max-connections", "-1", false),
+            ("--max-upstream-requests", "64", true),
         ];
         for (flag, value, ok) in rows {
             assert_eq!(parse(&[flag, value]).is_ok(), ok, "{flag} {value:?}");

@@ -150,11 +150,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use std::time::Duration;
 
-    use bytes::Bytes;
     use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
     use super::*;
-    use crate::policy::Heuristic;
+    use crate::body::Payload;
+    use crate::policy::CacheRules;
 
     /// Stored at second 1000 (requested and received then), with these headers.
     fn head(fields: &[(&str, &str)]) -> Head {
@@ -165,12 +165,17 @@ mod tests {
                 HeaderValue::from_str(value).unwrap(),
             );
         }
-        Head::new(StatusCode::OK, &h, 1000, 1000, Heuristic::default())
+        Head::new(StatusCode::OK, &h, 1000, 1000, &CacheRules::default())
     }
 
     fn entry(fields: &[(&str, &str)]) -> Entry {
         let keep = Duration::from_secs(3600);
-        Entry::new(head(fields), Bytes::new(), keep, StaleDefaults::default())
+        Entry::new(
+            head(fields),
+            Payload::default(),
+            keep,
+            StaleDefaults::default(),
+        )
     }
 
     fn get() -> Incoming {

@@ -4,6 +4,7 @@
 //! may be stored (RFC 9111 §3), streams the body to the waiters, then stores it.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http::header::{
     AUTHORIZATION, CACHE_CONTROL, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
@@ -13,11 +14,13 @@ use http::{HeaderMap, StatusCode};
 use http_rules::cache_control::CacheControl;
 use tracing::{debug, warn};
 
-use crate::fill::{Fill, FillError, FillGuard, HeadEvent};
+use crate::cluster::Hop;
+use crate::fill::{Fill, FillError, FillGuard, HeadEvent, Reservation, STREAM_WINDOW};
 use crate::forward::fill_request;
 use crate::policy::{RequestFacts, ResponseFacts, storable};
 use crate::state::AppState;
 use crate::store::{Entry, Head, Vary};
+use crate::upstream::Answer;
 use crate::upstream::{EDGE_PEER, strip_hop_by_hop};
 
 /// What a fill task needs besides the fill itself.
@@ -58,19 +61,15 @@ impl FillJob {
     }
 }
 
-/// Runs a fill in its own task, bounded by `--fill-timeout`.
+/// Runs a fill in its own task. Every wait in it is bounded: the upstream's head by
+/// the connect and first-byte timeouts, each body chunk by `--read-timeout`, a storing
+/// fill as a whole by `--fill-timeout`, a streaming fill by its readers taking bytes
+/// within `--send-timeout`.
 pub fn spawn_fill(st: &Arc<AppState>, fill: Arc<Fill>, job: FillJob) {
     let st = st.clone();
     tokio::spawn(async move {
         let guard = FillGuard(fill.clone());
-        if tokio::time::timeout(st.cfg.fill_timeout, run_fill(&st, &fill, &job))
-            .await
-            .is_err()
-        {
-            warn!(target = %job.pq, "cache fill timed out");
-            st.metrics.upstream_errors.inc();
-            fill.finish(Err(FillError::Timeout));
-        }
+        run_fill(&st, &fill, &job).await;
         if job.registered {
             st.inflight.remove(&job.key, &fill);
         }
@@ -119,19 +118,22 @@ async fn run_fill(st: &AppState, fill: &Fill, job: &FillJob) {
         st.metrics.revalidations.inc();
         let times = (request_time, response_time);
         let entry =
-            Arc::new(stale.revalidated(&headers, times, st.heuristic, st.cfg.keep_stale, st.stale));
+            Arc::new(stale.revalidated(&headers, times, &st.rules, st.cfg.keep_stale, st.stale));
         st.store
             .insert(&job.primary, &fill.leader_headers, entry.clone())
             .await;
         fill.publish(HeadEvent::Revalidated(entry));
         return fill.finish(Ok(()));
     }
-    let head = Head::new(status, &headers, request_time, response_time, st.heuristic);
+    let head = Head::new(status, &headers, request_time, response_time, &st.rules);
     let facts = ResponseFacts {
         status: status.as_u16(),
         vary_star: head.vary == Vary::Star,
         has_validator: head.revalidatable(),
         content_length: head.content_length,
+        explicit_expires: head.explicit_expires,
+        // A 5xx passes by a stored response (which may then answer, stale-if-error).
+        replaces_stored: job.stale.is_some(),
     };
     let req = request_facts(&fill.leader_headers);
     if let Err(why) = storable(req, &head.cc, facts, head.lifetime, st.cfg.max_object_size) {
@@ -143,49 +145,95 @@ async fn run_fill(st: &AppState, fill: &Fill, job: &FillJob) {
         });
         return fill.finish(Ok(()));
     }
+    // Storing needs room for the whole body in the fill budget: the Content-Length
+    // up front (then `stored` can be promised), or as a body without one grows.
+    let mut reservation = st.fill_budget.reserve(head.content_length.unwrap_or(0));
+    let stored = head.content_length.is_some() && reservation.is_some();
+    if reservation.is_none() {
+        debug!(target = %job.pq, "fill memory full: streaming without storing");
+    }
+    fill.set_storing(reservation.is_some());
     let head = Arc::new(head);
     fill.publish(HeadEvent::Stream {
         head: head.clone(),
         status: status.as_u16(),
+        stored,
     });
-    let mut received = 0;
-    let from = st.metrics.bytes_from(hop);
-    let mut result = loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                from.inc_by(chunk.len() as u64);
-                received = fill.push(chunk, st.cfg.max_object_size);
-            }
-            Ok(None) => break Ok(()),
-            Err(e) => {
-                debug!(target = %job.pq, error = %e, "upstream body failed");
-                break Err(FillError::Truncated);
-            }
-        }
-    };
+    let sizes = (head.content_length, hop);
+    let result = receive_body(st, fill, job, &mut resp, &mut reservation, sizes).await;
+    let received = result.unwrap_or(0);
     // §3.3 / §3.4: an incomplete response is never stored as complete.
-    if head.content_length.is_some_and(|cl| cl != received) {
-        result = Err(FillError::Truncated);
-    }
-    match result {
-        Ok(()) if received <= st.cfg.max_object_size => {
-            let entry = Entry::new(
-                (*head).clone(),
-                fill.collect_body(),
-                st.cfg.keep_stale,
-                st.stale,
-            );
-            st.store
-                .insert(&job.primary, &fill.leader_headers, Arc::new(entry))
-                .await;
+    let result = match result {
+        Ok(n) if head.content_length.is_some_and(|cl| cl != n) => Err(FillError::Truncated),
+        other => other.map(|_| ()),
+    };
+    match (result, reservation) {
+        (Ok(()), Some(reservation)) => {
+            if let Some(body) = fill.stored_body() {
+                let entry = Entry::new((*head).clone(), body, st.cfg.keep_stale, st.stale);
+                st.store
+                    .insert(&job.primary, &fill.leader_headers, Arc::new(entry))
+                    .await;
+            }
+            // Given back once the body is in the store, which has evicted for it.
+            drop(reservation);
         }
-        Ok(()) => {
-            debug!(target = %job.pq, received, "object larger than --max-object-size: not stored");
+        (Ok(()), None) => {
+            debug!(target = %job.pq, received, "streamed through without storing");
         }
-        Err(_) => {
-            warn!(target = %job.pq, received, "upstream body cut short: not stored");
+        (Err(e), _) => {
+            warn!(target = %job.pq, received, error = %e, "upstream body incomplete: not stored");
             st.metrics.upstream_errors.inc();
         }
     }
     fill.finish(result);
 }
+
+/// Reads the body into the fill; returns how many bytes came. Storing stops (the
+/// reservation is dropped) when the body outgrows `--max-object-size` or the budget;
+/// streaming waits for the slowest reader.
+async fn receive_body(
+    st: &AppState,
+    fill: &Fill,
+    job: &FillJob,
+    resp: &mut Answer,
+    reservation: &mut Option<Reservation>,
+    (content_length, hop): (Option<u64>, Hop),
+) -> Result<u64, FillError> {
+    let deadline = Instant::now() + st.cfg.fill_timeout;
+    let from = st.metrics.bytes_from(hop);
+    let mut received = 0u64;
+    loop {
+        if reservation.is_none() {
+            fill.wait_for_room(STREAM_WINDOW, st.cfg.send_timeout + Duration::from_secs(1))
+                .await?;
+        } else if Instant::now() >= deadline {
+            warn!(target = %job.pq, "cache fill timed out");
+            return Err(FillError::Timeout);
+        }
+        let chunk = match tokio::time::timeout(st.cfg.read_timeout, resp.chunk()).await {
+            Err(_) => return Err(FillError::Timeout),
+            Ok(Err(e)) => {
+                debug!(target = %job.pq, error = %e, "upstream body failed");
+                return Err(FillError::Truncated);
+            }
+            Ok(Ok(None)) => return Ok(received),
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        from.inc_by(chunk.len() as u64);
+        received += chunk.len() as u64;
+        // A Content-Length was reserved whole; a body without one grows in steps.
+        let needed = content_length.map_or(received.next_multiple_of(GROW_STEP), |_| received);
+        if let Some(r) = reservation
+            && (received > st.cfg.max_object_size || !r.grow_to(needed))
+        {
+            debug!(target = %job.pq, received, "outgrew --max-object-size or the fill memory: streaming without storing");
+            *reservation = None;
+            fill.stop_storing();
+        }
+        fill.push(chunk);
+    }
+}
+
+/// A body without `Content-Length` reserves fill memory in steps of this.
+const GROW_STEP: u64 = 64 * 1024;

@@ -4,17 +4,18 @@
 use std::net::SocketAddr;
 
 use http::header::{
-    IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
+    CONNECTION, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
 };
 use http::request::Parts;
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderValue, Method};
+use http_rules::framing::{check_response_framing, request_announces_body};
 use http_rules::report::error_chain;
 use tracing::{debug, warn};
 
 use crate::cluster::{Hop, Membership, peer_failed};
 use crate::fill::FillError;
 use crate::state::{AppState, ClientAddr};
-use crate::upstream::{EDGE_PEER, forward_headers};
+use crate::upstream::{Answer, EDGE_PEER, forward_headers};
 
 /// The address of the client that sent `parts`.
 fn client_addr(parts: &Parts) -> Option<SocketAddr> {
@@ -28,9 +29,15 @@ pub fn forwarded_headers(st: &AppState, parts: &Parts) -> HeaderMap {
 
 /// Request headers for a cache fill: the client's, forwarded, minus its own
 /// conditionals and range (the fill fetches the whole representation, and adds
-/// validators of the stored response itself).
+/// validators of the stored response itself). A fill never carries a body; when the
+/// client announced one anyway, the fill also asks for a connection of its own
+/// (`Connection: close`), so that whatever the upstream makes of that request, no
+/// other request ever follows it on the same connection.
 pub fn fill_headers(st: &AppState, parts: &Parts) -> HeaderMap {
     let mut h = forwarded_headers(st, parts);
+    if request_announces_body(&parts.headers) {
+        h.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     for name in [
         IF_MATCH,
         IF_NONE_MATCH,
@@ -45,19 +52,25 @@ pub fn fill_headers(st: &AppState, parts: &Parts) -> HeaderMap {
 }
 
 /// Sends one request to a peer or an upstream, bounded by the connect and first-byte
-/// timeouts.
+/// timeouts, once one of the `--max-upstream-requests` slots is free (waiting for one
+/// at most as long; `Busy` then). The answer holds its slot until it is dropped.
 async fn send(
     st: &AppState,
     method: Method,
     url: &str,
     headers: HeaderMap,
     body: Option<reqwest::Body>,
-) -> Result<reqwest::Response, FillError> {
+) -> Result<Answer, FillError> {
+    let limit = st.cfg.connect_timeout + st.cfg.first_byte_timeout;
+    let free = tokio::time::timeout(limit, st.upstream_slots.clone().acquire_owned()).await;
+    // The semaphore is never closed: an error is a wait that ran out.
+    let Ok(Ok(slot)) = free else {
+        return Err(FillError::Busy);
+    };
     let mut rb = st.client.request(method, url).headers(headers);
     if let Some(body) = body {
         rb = rb.body(body);
     }
-    let limit = st.cfg.connect_timeout + st.cfg.first_byte_timeout;
     match tokio::time::timeout(limit, rb.send()).await {
         Err(_) => Err(FillError::Timeout),
         Ok(Err(e)) if e.is_timeout() => Err(FillError::Timeout),
@@ -66,7 +79,15 @@ async fn send(
             debug!(error = %error_chain(&e), "upstream request failed");
             Err(FillError::Upstream)
         }
-        Ok(Ok(r)) => Ok(r),
+        // RFC 9112 §6.3: a response whose length cannot be trusted is refused whole
+        // (dropping it unread also drops its connection, never reused).
+        Ok(Ok(r)) => match check_response_framing(r.headers()) {
+            Ok(()) => Ok(Answer::new(r, slot)),
+            Err(e) => {
+                warn!(%url, error = %e, "refusing an upstream response");
+                Err(FillError::Framing)
+            }
+        },
     }
 }
 
@@ -81,7 +102,7 @@ pub async fn send_upstream(
     pq: &str,
     headers: &HeaderMap,
     mut body: Option<reqwest::Body>,
-) -> Result<reqwest::Response, FillError> {
+) -> Result<Answer, FillError> {
     let replayable = body.is_none();
     let mut last = FillError::Connect;
     for up in m.upstream_order() {
@@ -96,6 +117,8 @@ pub async fn send_upstream(
         .await;
         match sent {
             Ok(r) => return Ok(r),
+            // This edge's own limit, not the upstream's failure: no other upstream helps.
+            Err(FillError::Busy) => return Err(FillError::Busy),
             Err(e) => {
                 st.metrics.upstream_errors.inc();
                 if matches!(e, FillError::Connect | FillError::Timeout) {
@@ -123,7 +146,7 @@ pub async fn fill_request(
     primary: &str,
     from_peer: bool,
     headers: HeaderMap,
-) -> Result<(reqwest::Response, Hop), FillError> {
+) -> Result<(Answer, Hop), FillError> {
     let m = st.membership();
     let peers = if from_peer {
         Vec::new()
@@ -138,6 +161,7 @@ pub async fn fill_request(
             Ok(r) if !peer_failed(r.status(), r.headers(), &peer.name) => {
                 return Ok((r, Hop::Peer));
             }
+            Err(FillError::Busy) => return Err(FillError::Busy),
             Ok(r) => format!("answered {}", r.status()),
             Err(e) => e.to_string(),
         };

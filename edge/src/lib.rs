@@ -22,6 +22,7 @@ pub mod admin;
 pub mod body;
 pub mod cluster;
 pub mod config;
+pub mod conn;
 pub mod decide;
 pub mod fill;
 pub mod fill_task;
@@ -51,8 +52,11 @@ use axum::routing::{any, get};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
+
+use crate::conn::{AcceptBackoff, SendTimeout, Throttle};
 
 pub use config::Config;
 pub use state::{AppState, ClientAddr, StartError};
@@ -60,20 +64,41 @@ pub use state::{AppState, ClientAddr, StartError};
 /// The edge as an axum app: admin routes under [`admin::ADMIN_PREFIX`], everything
 /// else proxied.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/.edge/metrics", get(admin::metrics))
         .route("/.edge/healthz", get(admin::healthz))
         .route("/.edge/status", get(admin::status))
+        .route("/.edge", any(admin::unknown))
+        .route("/.edge/", any(admin::unknown))
         .route("/.edge/{*rest}", any(admin::unknown))
         .fallback(proxy::handle)
-        .with_state(state)
+        .with_state(state.clone());
+    // Routing happens on the normal form of the target (one form for the admin
+    // routes, the cache key, the upstream request and PURGE), so the check runs first.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            proxy::normal_request,
+        ))
 }
+
+/// Bytes hyper may buffer per connection and direction (its default is ~400 KiB):
+/// part of the documented memory per connection.
+const CONNECTION_BUFFER: usize = 64 * 1024;
+
+/// Connections over the cap that may linger at once to deliver their 503.
+const MAX_REFUSALS: usize = 64;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops listening (so
 /// new connections are refused at once, and peers fall back) and drains connections
-/// for up to 10 s. HTTP/1.1 with keep-alive; request heads larger than `max_header_size`
-/// get 431, and clients that take longer than `header_read_timeout` to send a request
-/// head are disconnected (RFC 9112 leaves both limits to the server).
+/// for up to 10 s. HTTP/1.1 with keep-alive. Every connection is bounded (RFC 9112
+/// leaves these limits to the server): request heads larger than `max_header_size` get
+/// 431; a client that takes longer than `header_read_timeout` to send a request head,
+/// the first or the next on a kept-alive connection, is disconnected (so idle
+/// connections close after that long too); a client that takes none of its response
+/// for `send_timeout` is disconnected; past `max_connections` open connections, new
+/// ones are answered 503 and closed; failing `accept`s (out of descriptors…) back off.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -81,24 +106,61 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
+    let max_header = usize::try_from(cfg.max_header_size).unwrap_or(usize::MAX);
     http.timer(TokioTimer::new())
         .header_read_timeout(cfg.header_read_timeout)
-        .max_header_size(usize::try_from(cfg.max_header_size).unwrap_or(usize::MAX))
+        .max_header_size(max_header)
+        // What hyper may buffer per connection, each way: a request head must fit.
+        .max_buf_size(max_header.saturating_add(8 * 1024).max(CONNECTION_BUFFER))
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    let counters = cfg.connections.clone();
+    let (mut backoff, mut accept_log, mut cap_log) = (
+        AcceptBackoff::default(),
+        Throttle::new(Duration::from_secs(10)),
+        Throttle::new(Duration::from_secs(10)),
+    );
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    backoff.succeeded();
+                    a
+                }
                 Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    let pause = backoff.failed();
+                    if let Some(n) = accept_log.event(std::time::Instant::now()) {
+                        warn!(error = %e, failures = n, ?pause, "accept failed: backing off");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            counters.refused.inc();
+            if let Some(n) = cap_log.event(std::time::Instant::now()) {
+                warn!(
+                    max_connections = cfg.max_connections,
+                    refused = n,
+                    "connection limit reached: answering new connections 503 (--max-connections)"
+                );
+            }
+            // A bounded number of refusals linger to deliver their 503; past that,
+            // the connection is just closed.
+            if let Ok(lingering) = refusals.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    conn::refuse(stream).await;
+                    drop(lingering);
+                });
+            }
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
@@ -107,11 +169,16 @@ pub async fn serve(
                 req.extensions_mut().insert(ClientAddr(peer));
                 app.clone().oneshot(req.map(axum::body::Body::new))
             });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let io = TokioIo::new(SendTimeout::new(stream, cfg.send_timeout));
+        let conn = graceful.watch(http.serve_connection(io, service));
+        let open = counters.open.clone();
+        open.inc();
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
+            open.dec();
+            drop(slot);
         });
     }
     drop(listener);

@@ -13,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::cluster::{Hop, Membership};
+use crate::conn::ConnectionCounters;
 use crate::phase::Phase;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -143,6 +144,8 @@ impl Default for Metrics {
 pub struct StoreSize {
     pub entries: u64,
     pub bytes: u64,
+    /// Fill memory reserved.
+    pub filling: u64,
 }
 
 impl Metrics {
@@ -167,6 +170,7 @@ impl Metrics {
     pub fn encode(
         &self,
         store: StoreSize,
+        connections: &ConnectionCounters,
         m: &Membership,
         draining: bool,
     ) -> Result<String, fmt::Error> {
@@ -177,6 +181,21 @@ impl Metrics {
             g
         };
         now.register("cache_entries", "Entries stored.", gauge(store.entries));
+        now.register(
+            "fill_bytes",
+            "Fill memory reserved by bodies on their way into the cache.",
+            gauge(store.filling),
+        );
+        now.register(
+            "connections",
+            "Client connections open.",
+            connections.open.clone(),
+        );
+        now.register(
+            "connections_refused",
+            "Client connections answered 503 because --max-connections were open.",
+            connections.refused.clone(),
+        );
         now.register(
             "cache_bytes",
             "Bytes stored (headers and bodies).",
@@ -250,12 +269,17 @@ mod tests {
         };
         let m = Membership::new(&settings, "e1", None);
         m.peers[1].requests.inc_by(3);
+        let connections = ConnectionCounters::default();
+        connections.open.set(2);
+        connections.refused.inc();
         let text = metrics
             .encode(
                 StoreSize {
                     entries: 4,
                     bytes: 5000,
+                    filling: 700,
                 },
+                &connections,
                 &m,
                 false,
             )
@@ -279,6 +303,9 @@ mod tests {
             "edge_config_reloads_total{result=\"error\"} 1",
             "edge_cache_entries 4",
             "edge_cache_bytes 5000",
+            "edge_fill_bytes 700",
+            "edge_connections 2",
+            "edge_connections_refused_total 1",
             "edge_peer_healthy{peer=\"e1\"} 1",
             "edge_peer_healthy{peer=\"e2\"} 1",
             "edge_peer_requests_total{peer=\"e2\"} 3",
@@ -288,7 +315,9 @@ mod tests {
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
         // Draining makes this edge's own entry unhealthy.
-        let text = metrics.encode(StoreSize::default(), &m, true).unwrap();
+        let text = metrics
+            .encode(StoreSize::default(), &connections, &m, true)
+            .unwrap();
         assert!(text.contains("edge_peer_healthy{peer=\"e1\"} 0"), "{text}");
     }
 

@@ -9,9 +9,10 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use http::header::CONNECTION;
+use http::header::{CONNECTION, CONTENT_LENGTH};
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode};
+use http_body::Body as _;
 
 use crate::cluster::Hop;
 use crate::forward::{forwarded_headers, send_upstream};
@@ -19,15 +20,25 @@ use crate::key::primary_key;
 use crate::phase::{Outcome, Phase};
 use crate::respond::{error_response, plain, stamp};
 use crate::state::AppState;
-use crate::upstream::strip_hop_by_hop;
+use crate::upstream::{Answer, strip_hop_by_hop};
 
 /// Forwards a request without the cache. A successful unsafe request invalidates the
 /// target (RFC 9111 §4.4).
+///
+/// The body is framed by what the edge forwards (RFC 9112 §6.3): the length hyper read
+/// from the client's `Content-Length` (and holds the client to while streaming), else
+/// chunked; a body known to be empty is not sent at all.
 pub async fn pass(st: &AppState, parts: &Parts, body: Option<Body>, phase: Phase) -> Response {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let headers = forwarded_headers(st, parts);
+    let mut headers = forwarded_headers(st, parts);
     let stalled = Arc::new(AtomicBool::new(false));
-    let body = body.map(|b| {
+    let length = body.as_ref().and_then(|b| b.size_hint().exact());
+    if let Some(len) = length
+        && (len > 0 || parts.headers.contains_key(CONTENT_LENGTH))
+    {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    let body = body.filter(|_| length != Some(0)).map(|b| {
         let limited = idle_limited(
             b.into_data_stream(),
             st.cfg.header_read_timeout,
@@ -95,7 +106,7 @@ fn idle_limited(
 pub fn pass_response(
     st: &AppState,
     parts: &Parts,
-    resp: reqwest::Response,
+    resp: Answer,
     phase: Phase,
     hop: Hop,
 ) -> Response {
@@ -114,7 +125,7 @@ pub fn pass_response(
         Body::empty()
     } else {
         let received = st.metrics.bytes_from(hop).clone();
-        Body::from_stream(resp.bytes_stream().inspect_ok(move |c| {
+        Body::from_stream(resp.into_stream().inspect_ok(move |c| {
             received.inc_by(c.len() as u64);
         }))
     };

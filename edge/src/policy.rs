@@ -3,7 +3,8 @@
 //! are whole seconds since the Unix epoch, as HTTP dates are. `Cache-Control` itself is
 //! parsed by [`http_rules::cache_control`].
 
-use http_rules::cache_control::CacheControl;
+use http::HeaderName;
+use http_rules::cache_control::{CDN_CACHE_CONTROL, CacheControl};
 
 /// Status codes that are "heuristically cacheable" (RFC 9110 §15.1). 206 is in the
 /// list but this cache never stores partial content.
@@ -11,6 +12,40 @@ pub fn heuristically_cacheable(status: u16) -> bool {
     matches!(
         status,
         200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
+/// How this cache reads a response: the heuristic's limits, and its target list of
+/// targeted cache-control fields in priority order (RFC 9213 §2.2): the operator's own
+/// field (`--targeted-cache-control`) first when set, then `CDN-Cache-Control`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRules {
+    pub heuristic: Heuristic,
+    pub targets: Vec<HeaderName>,
+}
+
+impl CacheRules {
+    pub fn new(own_field: Option<HeaderName>) -> Self {
+        CacheRules {
+            heuristic: Heuristic::default(),
+            targets: own_field.into_iter().chain([CDN_CACHE_CONTROL]).collect(),
+        }
+    }
+}
+
+impl Default for CacheRules {
+    fn default() -> Self {
+        Self::new(None)
+    }
+}
+
+/// Final status codes whose caching rules this cache implements: those RFC 9110 §15
+/// defines. A response with `must-understand` and another status is not stored
+/// (RFC 9111 §5.2.2.3).
+pub fn understood_status(status: u16) -> bool {
+    matches!(
+        status,
+        200..=206 | 300..=305 | 307 | 308 | 400..=417 | 421 | 422 | 426 | 500..=505
     )
 }
 
@@ -101,6 +136,11 @@ pub enum NotStored {
     Private,
     Authorization,
     VaryStar,
+    /// `must-understand` on a status this cache does not implement (§5.2.2.3).
+    NotUnderstood,
+    /// A 5xx without explicit freshness (only a heuristically cacheable 501 may do
+    /// without), or one that would replace a stored good response.
+    ServerError,
     /// No explicit expiration, not heuristically cacheable, or neither fresh nor
     /// revalidatable: storing it could never serve a request.
     Useless,
@@ -115,11 +155,17 @@ pub struct ResponseFacts {
     pub has_validator: bool,
     /// `Content-Length`, when the upstream sent one.
     pub content_length: Option<u64>,
+    /// An `Expires` counts for freshness (not overridden by a targeted field).
+    pub explicit_expires: bool,
+    /// A response is stored at this key now (stale, being refreshed).
+    pub replaces_stored: bool,
 }
 
 /// May a shared cache store this response (RFC 9111 §3, §3.5)? `lifetime` is the result
-/// of [`freshness_lifetime`]. 5xx responses are never stored, so an upstream failure
-/// can never replace a good object (our choice; §3 would allow explicit-freshness 5xx).
+/// of [`freshness_lifetime`]. A 5xx is stored only with explicit freshness (or a 501's
+/// heuristic), and never where it would replace a stored response: the fill passes it
+/// by when something is stored (`replaces_stored`), so an upstream failure never
+/// replaces a good object.
 pub fn storable(
     req: RequestFacts,
     cc: &CacheControl,
@@ -130,12 +176,27 @@ pub fn storable(
     if !req.method_get {
         return Err(NotStored::Method);
     }
-    // §3: final, understood; 206 is never stored as a full object; 304 only updates.
-    if !(200..500).contains(&resp.status) || matches!(resp.status, 206 | 304) {
+    // §3: final; 206 is never stored as a full object; 304 only updates.
+    if resp.status < 200 || matches!(resp.status, 206 | 304) {
         return Err(NotStored::Status);
     }
-    if cc.no_store || req.no_store {
+    // §5.2.2.3: must-understand limits storing to understood statuses, and then
+    // overrides no-store (which it is meant to come with).
+    if cc.must_understand {
+        if !understood_status(resp.status) {
+            return Err(NotStored::NotUnderstood);
+        }
+    } else if cc.no_store {
         return Err(NotStored::NoStore);
+    }
+    if req.no_store {
+        return Err(NotStored::NoStore);
+    }
+    if resp.status >= 500 {
+        let explicit = cc.s_maxage.or(cc.max_age).is_some() || resp.explicit_expires;
+        if resp.replaces_stored || !(explicit || heuristically_cacheable(resp.status)) {
+            return Err(NotStored::ServerError);
+        }
     }
     if cc.private {
         return Err(NotStored::Private);
@@ -415,12 +476,91 @@ mod tests {
                 Some(60),
                 Err(NotStored::Status),
             ),
+            // §3: a 5xx with explicit freshness may be stored on a miss (issue 14; it
+            // was refused before), never over a stored response, never by heuristic.
             (
                 get,
                 "max-age=60",
                 ResponseFacts { status: 503, ..ok },
                 Some(60),
-                Err(NotStored::Status),
+                Ok(()),
+            ),
+            (
+                get,
+                "max-age=60",
+                ResponseFacts {
+                    status: 503,
+                    replaces_stored: true,
+                    ..ok
+                },
+                Some(60),
+                Err(NotStored::ServerError),
+            ),
+            (
+                get,
+                "",
+                ResponseFacts {
+                    status: 500,
+                    has_validator: true,
+                    ..ok
+                },
+                Some(100),
+                Err(NotStored::ServerError),
+            ),
+            (
+                get,
+                "",
+                ResponseFacts {
+                    status: 503,
+                    explicit_expires: true,
+                    ..ok
+                },
+                Some(100),
+                Ok(()),
+            ),
+            (
+                get,
+                "",
+                ResponseFacts {
+                    status: 501,
+                    has_validator: true,
+                    ..ok
+                },
+                Some(100),
+                Ok(()),
+            ),
+            // §5.2.2.3: must-understand: understood statuses are stored even with
+            // no-store; others never.
+            (
+                get,
+                "must-understand, no-store, max-age=60",
+                ok,
+                Some(60),
+                Ok(()),
+            ),
+            (
+                get,
+                "must-understand, no-store, max-age=60",
+                ResponseFacts { status: 299, ..ok },
+                Some(60),
+                Err(NotStored::NotUnderstood),
+            ),
+            (
+                get,
+                "max-age=60",
+                ResponseFacts { status: 299, ..ok },
+                Some(60),
+                Ok(()),
+            ),
+            (
+                RequestFacts {
+                    no_store: true,
+                    ..get
+                },
+                "must-understand, no-store, max-age=60",
+                ok,
+                Some(60),
+                Err(NotStored::NoStore),
             ),
             (
                 get,

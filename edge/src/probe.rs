@@ -9,6 +9,9 @@ use http_rules::report::error_chain;
 use crate::cluster::{Members, Membership, Target};
 use crate::health::HealthParams;
 
+/// The most of a health answer's body a check reads.
+const HEALTH_BODY_MAX: usize = 64 * 1024;
+
 /// Probes every peer and upstream once per interval, concurrently, each bounded by the
 /// timeout. Runs until the members are dropped with the edge; a reload takes effect at
 /// the next round.
@@ -34,10 +37,17 @@ pub async fn check_round(m: &Membership, client: &reqwest::Client) {
 async fn check(client: &reqwest::Client, target: &Target, url: String, p: &HealthParams) {
     let started = Instant::now();
     let probe = async {
-        let r = client.get(&url).send().await?;
+        let mut r = client.get(&url).send().await?;
         let status = r.status();
-        // Reading the body lets the connection go back to the pool.
-        r.bytes().await?;
+        // Reading a short body lets the connection go back to the pool. A health answer
+        // has no business being large: past this the rest is left unread (and the
+        // connection dropped), so a wrong health path never costs a download a round.
+        let mut read = 0;
+        while read <= HEALTH_BODY_MAX
+            && let Some(chunk) = r.chunk().await?
+        {
+            read += chunk.len();
+        }
         Ok::<_, reqwest::Error>(status)
     };
     let error = match tokio::time::timeout(p.timeout, probe).await {

@@ -3,12 +3,21 @@
 //! ([`crate::fill_task`]), or pass the request by the cache ([`crate::pass`]). Each
 //! response carries one [`Outcome`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::middleware::Next;
 use axum::response::Response;
+use futures::StreamExt;
+use http::header::{CONNECTION, HOST};
 use http::request::Parts;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_body::Body as _;
+use http_rules::host::request_host;
+use http_rules::path::normalize;
 
 use crate::admin;
 use crate::decide::{
@@ -23,6 +32,41 @@ use crate::phase::{Outcome, Phase};
 use crate::respond::{Src, error_response, plain, respond};
 use crate::state::AppState;
 use crate::store::{Entry, Lookup, Vary};
+
+/// The first step of every request, admin routes included: the target in its one
+/// normal form ([`http_rules::path`], RFC 3986 §6.2.2) and a valid `Host`
+/// ([`http_rules::host`], RFC 9112 §3.2), else 400 with the reason. An absolute-form
+/// target becomes origin-form, its authority the `Host` (RFC 9112 §3.2.2).
+pub async fn normal_request(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let host = match request_host(parts.version, &parts.headers, &parts.uri) {
+        Ok(host) => host.map(str::to_owned),
+        Err(e) => return bad_request(&st, &e.to_string()),
+    };
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let normal = match normalize(target) {
+        Ok(normal) => normal,
+        Err(e) => return bad_request(&st, &e.to_string()),
+    };
+    if matches!(normal, Cow::Owned(_)) || parts.uri.authority().is_some() {
+        match normal.parse() {
+            Ok(uri) => parts.uri = uri,
+            Err(_) => return bad_request(&st, "request target must be a path"),
+        }
+        if let Some(host) = host.and_then(|h| HeaderValue::from_str(&h).ok()) {
+            parts.headers.insert(HOST, host);
+        }
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+fn bad_request(st: &AppState, reason: &str) -> Response {
+    st.metrics.request(Phase::Bypass);
+    let mut r = plain(StatusCode::BAD_REQUEST, reason);
+    r.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    r
+}
 
 /// The proxy handler: every request that is not an admin route, counted as load
 /// until its response body is done.
@@ -52,8 +96,49 @@ async fn serve(st: Arc<AppState>, req: Request) -> Response {
             )
         }
         Route::Pass => pass(&st, &parts, Some(body), Phase::Bypass).await,
-        Route::Cache => cached(&st, &parts, &incoming).await,
+        Route::Cache => {
+            let close = discard_body(body, st.cfg.header_read_timeout);
+            let mut response = cached(&st, &parts, &incoming).await;
+            if close {
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        }
     }
+}
+
+/// The most a GET or HEAD body is read for, only to keep its connection usable.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+
+/// Disposes of the body of a GET or HEAD, which the edge never forwards (it has no
+/// defined meaning there, RFC 9110 §9.3.1, §9.3.2). A small body is read and dropped
+/// in the background, for at most `within`, so that its connection can carry the next
+/// request; anything larger, slower or endless is dropped unread, and hyper then
+/// closes the connection after the answer instead of reading the rest as the next
+/// request (RFC 9112 §9.6). Returns whether the answer should say `Connection: close`.
+fn discard_body(body: Body, within: Duration) -> bool {
+    if body.is_end_stream() {
+        return false;
+    }
+    if body.size_hint().lower() > DRAIN_LIMIT {
+        return true;
+    }
+    tokio::spawn(async move {
+        let mut data = body.into_data_stream();
+        let mut read = 0;
+        let drained = async {
+            while let Some(Ok(chunk)) = data.next().await {
+                read += chunk.len() as u64;
+                if read > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(within, drained).await;
+    });
+    false
 }
 
 /// A GET or HEAD: from the store, or through a fill.
@@ -101,7 +186,7 @@ fn from_store(
         st,
         parts,
         &entry.head,
-        Src::Bytes(&entry.body),
+        Src::Stored(&entry.body),
         outcome,
         served.age,
     )
@@ -130,10 +215,19 @@ async fn fetch(
         st.metrics.coalesced_waiters.inc();
     }
     match fill.wait_head(st.head_wait()).await {
-        HeadEvent::Stream { head, status } => {
+        HeadEvent::Stream {
+            head,
+            status,
+            stored,
+        } => {
             if !leader && !same_variant(&head.vary, primary, &fill.leader_headers, &parts.headers) {
                 return pass(st, parts, None, Phase::Miss).await;
             }
+            // A fill that streams without storing lets go of what its readers took:
+            // a latecomer fetches its own.
+            let Some(reader) = fill.attach() else {
+                return pass(st, parts, None, Phase::Miss).await;
+            };
             let phase = match (leader, &stale) {
                 (false, _) => Phase::Collapsed,
                 (true, Some(_)) => Phase::Refreshed,
@@ -141,11 +235,11 @@ async fn fetch(
             };
             let outcome = Outcome {
                 fwd_status: Some(status),
-                stored: true,
+                stored,
                 ..Outcome::new(phase)
             };
             let age = head.current_age(st.now());
-            respond(st, parts, &head, Src::Fill(fill), &outcome, age)
+            respond(st, parts, &head, Src::Fill(reader), &outcome, age)
         }
         HeadEvent::Revalidated(entry) => {
             let served = revalidated(&entry.head, st.now());

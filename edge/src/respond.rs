@@ -1,12 +1,10 @@
 //! The client response for a cacheable head: the client's preconditions and range
 //! (evaluated by [`http_rules::precondition`]), `Age`, `Cache-Status` and `Via`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use http::header::{AGE, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, VIA};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -14,7 +12,8 @@ use http_rules::not_modified::not_modified_headers;
 use http_rules::precondition::{Conditions, Evaluation, evaluate};
 use http_rules::range::{content_range, unsatisfied_range};
 
-use crate::fill::{Fill, FillError};
+use crate::body::Payload;
+use crate::fill::{FillError, Reader};
 use crate::phase::{Outcome, Phase};
 use crate::state::AppState;
 use crate::store::Head;
@@ -23,9 +22,9 @@ use crate::store::Head;
 #[derive(Debug)]
 pub enum Src<'a> {
     /// A stored body.
-    Bytes(&'a Bytes),
+    Stored(&'a Payload),
     /// A fill's body, streamed as it arrives.
-    Fill(Arc<Fill>),
+    Fill(Reader),
 }
 
 /// Counts the request under its outcome and adds this node's `Cache-Status` member and
@@ -93,14 +92,14 @@ pub fn respond(
         Body::empty()
     } else {
         match src {
-            Src::Bytes(bytes) => {
-                let len = bytes.len() as u64;
-                let (s, e) = (start.min(len), end.min(len));
-                st.metrics.bytes_from_cache.inc_by(e - s);
-                // s <= e <= len, and len came from a usize.
-                Body::from(bytes.slice(s as usize..e as usize))
+            Src::Stored(payload) => {
+                let len = payload.len();
+                st.metrics
+                    .bytes_from_cache
+                    .inc_by(end.min(len).saturating_sub(start.min(len)));
+                payload.body(start, end)
             }
-            Src::Fill(fill) => Body::from_stream(fill.body(
+            Src::Fill(reader) => Body::from_stream(reader.stream(
                 start,
                 end,
                 st.cfg.read_timeout + Duration::from_secs(1),
@@ -113,13 +112,19 @@ pub fn respond(
     resp
 }
 
-/// 502 (or 504 for a timeout) with the reason, for a request nothing could answer.
+/// 502 (504 for a timeout, 503 when every upstream request slot stayed taken) with the
+/// reason, for a request nothing could answer.
 pub fn error_response(st: &AppState, err: FillError) -> Response {
     let status = match err {
         FillError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        FillError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_GATEWAY,
     };
     let mut r = plain(status, &err.to_string());
+    if err == FillError::Busy {
+        r.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     stamp(st, r.headers_mut(), &Outcome::new(Phase::Error));
     r
 }

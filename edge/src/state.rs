@@ -12,10 +12,10 @@ use tracing::warn;
 
 use crate::cluster::{Members, Membership};
 use crate::config::Config;
-use crate::fill::Inflight;
+use crate::fill::{FillBudget, Inflight};
 use crate::load::Load;
 use crate::metrics::Metrics;
-use crate::policy::{Heuristic, StaleDefaults};
+use crate::policy::{CacheRules, StaleDefaults};
 use crate::probe;
 use crate::settings::{Settings, SettingsError};
 use crate::store::Store;
@@ -51,8 +51,13 @@ pub struct AppState {
     members: Arc<Members>,
     draining: AtomicBool,
     pub(crate) inflight: Inflight,
+    /// Requests to peers and upstreams in flight at most (`--max-upstream-requests`).
+    pub(crate) upstream_slots: Arc<tokio::sync::Semaphore>,
+    /// What storing fills may hold together (`--fill-memory`).
+    pub fill_budget: Arc<FillBudget>,
     pub(crate) stale: StaleDefaults,
-    pub(crate) heuristic: Heuristic,
+    /// How responses are read: heuristic limits, targeted fields (RFC 9213).
+    pub(crate) rules: CacheRules,
 }
 
 impl AppState {
@@ -73,8 +78,10 @@ impl AppState {
                 while_revalidate: cfg.stale_while_revalidate.as_secs(),
                 if_error: cfg.stale_if_error.as_secs(),
             },
-            heuristic: Heuristic::default(),
+            rules: CacheRules::new(cfg.targeted_cache_control.clone()),
             inflight: Inflight::default(),
+            fill_budget: FillBudget::new(cfg.fill_memory()),
+            upstream_slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_upstream_requests)),
             load: Arc::new(Load::default()),
             members: Arc::new(Members::new(membership)),
             draining: AtomicBool::new(false),

@@ -2,22 +2,22 @@
 //! `Bytes` bodies that are served without copying.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use http::header::{AGE, CACHE_CONTROL, CONTENT_LENGTH, DATE, ETAG, EXPIRES, LAST_MODIFIED, VARY};
+use http::header::{AGE, CONTENT_LENGTH, DATE, ETAG, EXPIRES, LAST_MODIFIED, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use http_rules::cache_control::{CacheControl, parse_delta_seconds};
-use http_rules::date::{from_unix_seconds, http_date_value, parse_http_date, unix_seconds};
+use http_rules::cache_control::{CacheControl, age_value};
+use http_rules::date::{from_unix_seconds, http_date_value, parse_http_date_at, unix_seconds};
 use http_rules::etag::EntityTag;
 use http_rules::precondition::Validators;
 use moka::Expiry;
 use moka::notification::RemovalCause;
 use prometheus_client::metrics::counter::Counter;
 
+use crate::body::Payload;
 use crate::key::{belongs_to, variant_key};
 use crate::policy::{
-    AgeInputs, FreshnessInputs, Heuristic, StaleDefaults, corrected_initial_age, current_age,
+    AgeInputs, CacheRules, FreshnessInputs, StaleDefaults, corrected_initial_age, current_age,
     freshness_lifetime,
 };
 
@@ -64,7 +64,12 @@ pub struct Head {
     pub status: StatusCode,
     /// End-to-end headers as they will be sent, minus `Age` (computed per response).
     pub headers: HeaderMap,
+    /// The directives the cache follows (a targeted field's, or `Cache-Control`).
     pub cc: CacheControl,
+    /// `Expires` counts for freshness.
+    pub explicit_expires: bool,
+    /// `Date` (or the reception time when there was none), seconds.
+    pub date: u64,
     pub etag: Option<EntityTag>,
     pub last_modified: Option<u64>,
     pub content_length: Option<u64>,
@@ -77,33 +82,35 @@ pub struct Head {
 
 impl Head {
     /// Builds a head from upstream headers (already stripped of hop-by-hop fields).
+    /// Its directives are those of the first valid targeted field of `rules`, else
+    /// `Cache-Control` (RFC 9213 §2.2); dates are read leniently (RFC 9111 §4.2).
     pub fn new(
         status: StatusCode,
         headers: &HeaderMap,
         request_time: u64,
         response_time: u64,
-        h: Heuristic,
+        rules: &CacheRules,
     ) -> Self {
         let mut headers = detach(headers);
-        let age_value = headers
-            .remove(AGE)
-            .and_then(|v| v.to_str().ok().and_then(parse_delta_seconds))
-            .unwrap_or(0);
-        let date = header_date(&headers, &DATE).unwrap_or_else(|| {
+        // RFC 9111 §5.1: the first member of a list; an invalid value is ignored.
+        let age_value = age_value(&headers).unwrap_or(0);
+        headers.remove(AGE);
+        let at = from_unix_seconds(response_time);
+        let date = header_date(&headers, &DATE, at).unwrap_or_else(|| {
             // RFC 9110 §6.6.1: a recipient with a clock adds Date when it is missing.
-            headers.insert(DATE, http_date_value(from_unix_seconds(response_time)));
+            headers.insert(DATE, http_date_value(at));
             response_time
         });
-        let cc = CacheControl::parse(
-            headers
-                .get_all(CACHE_CONTROL)
-                .iter()
-                .filter_map(|v| v.to_str().ok()),
-        );
-        let last_modified = header_date(&headers, &LAST_MODIFIED);
-        let expires = headers
-            .get(EXPIRES)
-            .map(|v| v.to_str().ok().and_then(parse_http_date).map(unix_seconds));
+        let policy = CacheControl::for_cache(&headers, &rules.targets);
+        let last_modified = header_date(&headers, &LAST_MODIFIED, at);
+        // RFC 9213 §2.2: a targeted field overrides Expires as well.
+        let expires = headers.get(EXPIRES).filter(|_| !policy.targeted).map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| parse_http_date_at(v, at))
+                .map(unix_seconds)
+        });
+        let cc = policy.cc;
         let lifetime = freshness_lifetime(
             &cc,
             &FreshnessInputs {
@@ -112,7 +119,7 @@ impl Head {
                 expires,
                 last_modified,
             },
-            h,
+            rules.heuristic,
         );
         let age = AgeInputs {
             age_value,
@@ -123,6 +130,8 @@ impl Head {
         Head {
             status,
             cc,
+            explicit_expires: expires.is_some(),
+            date,
             etag: EntityTag::from_headers(&headers),
             last_modified,
             content_length: headers
@@ -156,6 +165,8 @@ impl Head {
             etag: self.etag.as_ref(),
             last_modified: self.last_modified.map(from_unix_seconds),
             len: self.content_length,
+            date: Some(from_unix_seconds(self.date)),
+            at_cache: true,
         }
     }
 
@@ -183,11 +194,11 @@ fn detach(headers: &HeaderMap) -> HeaderMap {
         .collect()
 }
 
-fn header_date(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
+fn header_date(headers: &HeaderMap, name: &HeaderName, now: SystemTime) -> Option<u64> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
-        .and_then(parse_http_date)
+        .and_then(|v| parse_http_date_at(v, now))
         .map(unix_seconds)
 }
 
@@ -195,17 +206,17 @@ fn header_date(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Entry {
     pub head: Head,
-    pub body: Bytes,
+    pub body: Payload,
     /// How long moka keeps it: freshness left plus the longest stale use allowed.
     keep: Duration,
 }
 
 impl Entry {
-    pub fn new(mut head: Head, body: Bytes, keep_stale: Duration, d: StaleDefaults) -> Self {
+    pub fn new(mut head: Head, body: Payload, keep_stale: Duration, d: StaleDefaults) -> Self {
         // The stored copy always knows its length, even if it arrived chunked.
         head.headers
             .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-        head.content_length = Some(body.len() as u64);
+        head.content_length = Some(body.len());
         let fresh_left = head
             .lifetime_or_zero()
             .saturating_sub(head.current_age(head.response_time));
@@ -232,7 +243,7 @@ impl Entry {
         &self,
         not_modified: &HeaderMap,
         times: (u64, u64),
-        h: Heuristic,
+        rules: &CacheRules,
         keep_stale: Duration,
         d: StaleDefaults,
     ) -> Self {
@@ -246,7 +257,7 @@ impl Entry {
                 headers.append(name.clone(), v.clone());
             }
         }
-        let head = Head::new(self.head.status, &headers, times.0, times.1, h);
+        let head = Head::new(self.head.status, &headers, times.0, times.1, rules);
         Entry::new(head, self.body.clone(), keep_stale, d)
     }
 }
@@ -310,10 +321,10 @@ impl Store {
         let cache = moka::future::Cache::builder()
             .max_capacity(capacity)
             .weigher(|key: &String, slot: &Slot| {
-                let w = key.len()
+                let w = key.len() as u64
                     + match slot {
-                        Slot::Object(e) => e.body.len() + e.head.weight(),
-                        Slot::Variants(names, _) => names.len() * 32 + 64,
+                        Slot::Object(e) => e.body.len() + e.head.weight() as u64,
+                        Slot::Variants(names, _) => names.len() as u64 * 32 + 64,
                     };
                 u32::try_from(w).unwrap_or(u32::MAX)
             })
@@ -355,6 +366,14 @@ impl Store {
     /// Stores `entry` for `primary`; `request` (the request that fetched it) selects
     /// the variant when the response has `Vary`.
     pub async fn insert(&self, primary: &str, request: &HeaderMap, entry: Arc<Entry>) {
+        // A 5xx never replaces a stored response that is not one (stored meanwhile by
+        // another fill): an upstream failure must not cost a good object.
+        if entry.head.status.is_server_error()
+            && let Some(stored) = self.lookup(primary, request).await.entry
+            && !stored.head.status.is_server_error()
+        {
+            return;
+        }
         match &entry.head.vary {
             Vary::Names(names) => {
                 let key = variant_key(primary, names, request);

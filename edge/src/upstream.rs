@@ -1,9 +1,15 @@
 //! The upstream side: the pooled HTTP client and the header rules of a proxy.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
-use http::header::{CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http_rules::forwarded;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::Config;
 
@@ -24,6 +30,42 @@ const HOP_BY_HOP: [&str; 4] = [
     "proxy-authenticate",
     "proxy-authorization",
 ];
+
+/// A response from a peer or an upstream, holding one of the `--max-upstream-requests`
+/// slots until it is dropped (its body read or abandoned).
+#[derive(Debug)]
+pub struct Answer {
+    response: reqwest::Response,
+    slot: OwnedSemaphorePermit,
+}
+
+impl Answer {
+    pub fn new(response: reqwest::Response, slot: OwnedSemaphorePermit) -> Self {
+        Answer { response, slot }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        self.response.headers()
+    }
+
+    /// The next chunk of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> reqwest::Result<Option<Bytes>> {
+        self.response.chunk().await
+    }
+
+    /// The body as a stream that keeps the slot until it ends or is dropped.
+    pub fn into_stream(self) -> impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static {
+        let Answer { response, slot } = self;
+        response.bytes_stream().map(move |chunk| {
+            let _held = &slot;
+            chunk
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the upstream HTTP client: {0}")]
@@ -88,6 +130,11 @@ pub fn loops_through(headers: &HeaderMap, node: &str) -> bool {
 /// `Host` (the client sets the upstream's), plus `Via`, `X-Forwarded-For` and
 /// `Forwarded` (RFC 7239) naming the client, and this node added to `CDN-Loop`
 /// (RFC 8586). A received `Edge-Peer` concerns only the hop it came over.
+///
+/// No framing field either: the client's `Content-Length` described the body the
+/// client sent, and the edge frames what it sends itself (RFC 9112 §6.3). Forwarding it
+/// on a request sent without that body made the upstream read the next request on
+/// the pooled connection as the missing body (issue 14, request desync).
 pub fn forward_headers(
     client_headers: &HeaderMap,
     peer: Option<SocketAddr>,
@@ -96,6 +143,7 @@ pub fn forward_headers(
 ) -> HeaderMap {
     let mut h = client_headers.clone();
     strip_hop_by_hop(&mut h);
+    h.remove(CONTENT_LENGTH);
     let host = h.remove(HOST);
     h.remove(EDGE_PEER);
     h.append(VIA, via.clone());
@@ -111,14 +159,19 @@ pub fn forward_headers(
         if let Ok(v) = HeaderValue::from_str(&xff) {
             h.insert("x-forwarded-for", v);
         }
-        let node_id = format!("\"{node}\"");
-        let mut fwd = format!("for={};by={node_id};proto=http", forwarded_node(ip));
+        // RFC 7239 §4: each value a token or a quoted string, so that a client's Host
+        // can never add a pair or an element.
+        // The node name is written quoted, as the edge always has.
+        let for_node = forwarded::node(ip);
+        let mut pairs = vec![
+            ("for", forwarded::value(&for_node)),
+            ("by", forwarded::quoted(node).into()),
+            ("proto", "http".into()),
+        ];
         if let Some(host) = host.as_ref().and_then(|v| v.to_str().ok()) {
-            fwd.push_str(";host=\"");
-            fwd.push_str(host);
-            fwd.push('"');
+            pairs.push(("host", forwarded::value(host)));
         }
-        if let Ok(v) = HeaderValue::from_str(&fwd) {
+        if let Ok(v) = HeaderValue::from_str(&forwarded::element(pairs)) {
             h.append(http::header::FORWARDED, v);
         }
     }
@@ -126,14 +179,6 @@ pub fn forward_headers(
         h.insert("x-forwarded-host", host);
     }
     h
-}
-
-/// RFC 7239 §6: IPv6 addresses are bracketed and quoted.
-fn forwarded_node(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    }
 }
 
 #[cfg(test)]
@@ -167,6 +212,7 @@ mod tests {
         h.insert(HOST, HeaderValue::from_static("edge.example"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         h.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("5"));
         h.insert(CDN_LOOP, HeaderValue::from_static("parent-cdn"));
         h.insert(EDGE_PEER, HeaderValue::from_static("e0"));
         let out = forward_headers(
@@ -177,10 +223,11 @@ mod tests {
         );
         assert!(out.get(HOST).is_none());
         assert!(out.get(CONNECTION).is_none());
+        assert!(out.get(CONTENT_LENGTH).is_none());
         assert_eq!(out["x-forwarded-for"], "10.0.0.1, ::1");
         assert_eq!(
             out["forwarded"],
-            "for=\"[::1]\";by=\"e1\";proto=http;host=\"edge.example\""
+            "for=\"[::1]\";by=\"e1\";proto=http;host=edge.example"
         );
         assert_eq!(out["via"], "1.1 e1");
         assert_eq!(out["x-forwarded-host"], "edge.example");

@@ -18,6 +18,25 @@ pub fn parse_delta_seconds(s: &str) -> Option<u64> {
     )
 }
 
+/// The directives a cache follows for one response, and where they came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub cc: CacheControl,
+    /// From a targeted field (RFC 9213): `Cache-Control` and `Expires` are ignored.
+    pub targeted: bool,
+}
+
+/// The field every CDN cache targets (RFC 9213 §3).
+pub const CDN_CACHE_CONTROL: http::HeaderName = http::HeaderName::from_static("cdn-cache-control");
+
+/// The `Age` of a response (RFC 9111 §5.1): the first member when a list was sent
+/// ("a cache SHOULD use the first member"), `None` when that is not delta-seconds (the
+/// field is then ignored).
+pub fn age_value(headers: &http::HeaderMap) -> Option<u64> {
+    let first = headers.get(http::header::AGE)?.to_str().ok()?;
+    parse_delta_seconds(trim_ows(first.split(',').next().unwrap_or("")))
+}
+
 /// The response (or request) directives a shared cache acts on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheControl {
@@ -33,6 +52,8 @@ pub struct CacheControl {
     pub stale_while_revalidate: Option<u64>,
     /// RFC 5861 §4.
     pub stale_if_error: Option<u64>,
+    /// §5.2.2.3: store only if the cache implements the status code's caching rules.
+    pub must_understand: bool,
 }
 
 impl CacheControl {
@@ -69,10 +90,86 @@ impl CacheControl {
                 "public" => cc.public = true,
                 "must-revalidate" => cc.must_revalidate = true,
                 "proxy-revalidate" => cc.proxy_revalidate = true,
+                "must-understand" => cc.must_understand = true,
                 _ => {}
             }
         }
         cc
+    }
+
+    /// Parses a targeted cache-control field (RFC 9213 §2.1), every line given: an RFC
+    /// 8941 Dictionary of the same directives. `None` when it is empty or does not parse
+    /// as a Dictionary: the cache then behaves as if it were absent (§2.1). A value of
+    /// the wrong type (a decimal `max-age`, a `no-store=?0`) is not consumed (§2.1):
+    /// the directive is ignored. Parameters are ignored.
+    pub fn parse_targeted<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        let joined = values.into_iter().collect::<Vec<_>>().join(", ");
+        if trim_ows(&joined).is_empty() {
+            return None;
+        }
+        let dict = sfv::Parser::parse_dictionary(joined.as_bytes()).ok()?;
+        if dict.is_empty() {
+            return None;
+        }
+        let mut cc = Self::default();
+        for (key, entry) in &dict {
+            let item = match entry {
+                sfv::ListEntry::Item(item) => Some(&item.bare_item),
+                // An inner list (`private=("a" "b")`): present, qualified.
+                sfv::ListEntry::InnerList(_) => None,
+            };
+            let seconds = item
+                .and_then(sfv::BareItem::as_int)
+                .and_then(|v| u64::try_from(v).ok())
+                .map(|v| v.min(DELTA_SECONDS_MAX));
+            // A flag is a bare key (`true`), a qualified form (a string or inner list,
+            // read as unqualified as above), never `?0`.
+            let flag = !matches!(item, Some(sfv::BareItem::Boolean(false)))
+                && !matches!(
+                    item,
+                    Some(sfv::BareItem::Integer(_) | sfv::BareItem::Decimal(_))
+                );
+            match key.as_str() {
+                "max-age" => cc.max_age = seconds.or(cc.max_age),
+                "s-maxage" => cc.s_maxage = seconds.or(cc.s_maxage),
+                "stale-while-revalidate" => {
+                    cc.stale_while_revalidate = seconds.or(cc.stale_while_revalidate);
+                }
+                "stale-if-error" => cc.stale_if_error = seconds.or(cc.stale_if_error),
+                "no-store" => cc.no_store |= flag,
+                "no-cache" => cc.no_cache |= flag,
+                "private" => cc.private |= flag,
+                "public" => cc.public |= flag,
+                "must-revalidate" => cc.must_revalidate |= flag,
+                "proxy-revalidate" => cc.proxy_revalidate |= flag,
+                "must-understand" => cc.must_understand |= flag,
+                _ => {}
+            }
+        }
+        Some(cc)
+    }
+
+    /// The directives a cache follows for a response (RFC 9213 §2.2): the first
+    /// targeted field of `targets` (in priority order) with a valid, non-empty value,
+    /// else `Cache-Control`. `targeted` tells which: a targeted field also overrides
+    /// `Expires`.
+    pub fn for_cache(headers: &http::HeaderMap, targets: &[http::HeaderName]) -> Policy {
+        let lines = |name| {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+        };
+        for name in targets {
+            if let Some(cc) = Self::parse_targeted(lines(name)) {
+                return Policy { cc, targeted: true };
+            }
+        }
+        Policy {
+            cc: Self::parse(lines(&http::header::CACHE_CONTROL)),
+            targeted: false,
+        }
     }
 
     /// Whether these directives forbid serving the response stale, whatever the stale
@@ -249,6 +346,141 @@ mod tests {
         ];
         for (input, want) in rows {
             assert_eq!(parse_delta_seconds(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn must_understand_rfc_9111_5_2_2_3() {
+        assert_eq!(
+            cc("must-understand, no-store"),
+            CacheControl {
+                must_understand: true,
+                no_store: true,
+                ..CacheControl::default()
+            }
+        );
+    }
+
+    #[test]
+    fn targeted_fields_are_dictionaries_rfc_9213_2_1() {
+        let d = CacheControl::default;
+        let rows: Vec<(&str, Option<CacheControl>)> = vec![
+            (
+                "max-age=60",
+                Some(CacheControl {
+                    max_age: Some(60),
+                    ..d()
+                }),
+            ),
+            (
+                "max-age=600, s-maxage=60, must-revalidate",
+                Some(CacheControl {
+                    max_age: Some(600),
+                    s_maxage: Some(60),
+                    must_revalidate: true,
+                    ..d()
+                }),
+            ),
+            (
+                "no-store",
+                Some(CacheControl {
+                    no_store: true,
+                    ..d()
+                }),
+            ),
+            (
+                "private, no-cache",
+                Some(CacheControl {
+                    private: true,
+                    no_cache: true,
+                    ..d()
+                }),
+            ),
+            // Qualified forms are read as unqualified; parameters are ignored.
+            (
+                "no-cache=\"set-cookie\", private=(\"a\" \"b\"), max-age=5;x=1",
+                Some(CacheControl {
+                    no_cache: true,
+                    private: true,
+                    max_age: Some(5),
+                    ..d()
+                }),
+            ),
+            // §2.1: values of the wrong type are not consumed.
+            ("max-age=1.5, no-store=?0", Some(d())),
+            ("max-age=-1", Some(d())),
+            // `none` is a valid, non-empty field that says nothing: it still overrides
+            // Cache-Control (§3.1's example).
+            ("none", Some(d())),
+            // Empty or not a Dictionary: ignored (§2.1), Cache-Control applies.
+            ("", None),
+            ("  ", None),
+            ("Max-Age=60", None),
+            ("max-age=60,", None),
+            ("max-age=\"60", None),
+        ];
+        for (input, want) in rows {
+            assert_eq!(CacheControl::parse_targeted([input]), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_valid_targeted_field_wins_rfc_9213_2_2() {
+        use http::{HeaderMap, HeaderName, HeaderValue};
+        let mine = HeaderName::from_static("rivulet-cdn-cache-control");
+        let targets = [mine.clone(), CDN_CACHE_CONTROL];
+        let policy = |fields: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (n, v) in fields {
+                h.append(
+                    HeaderName::from_bytes(n.as_bytes()).unwrap_or(mine.clone()),
+                    HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")),
+                );
+            }
+            let p = CacheControl::for_cache(&h, &targets);
+            (p.cc.max_age, p.targeted)
+        };
+        let cc_only = [("cache-control", "max-age=10")];
+        assert_eq!(policy(&cc_only), (Some(10), false));
+        let cdn = [
+            ("cache-control", "max-age=10"),
+            ("cdn-cache-control", "max-age=20"),
+        ];
+        assert_eq!(policy(&cdn), (Some(20), true));
+        let both = [
+            ("cache-control", "max-age=10"),
+            ("cdn-cache-control", "max-age=20"),
+            ("rivulet-cdn-cache-control", "max-age=30"),
+        ];
+        assert_eq!(policy(&both), (Some(30), true));
+        // An invalid field is skipped for the next one.
+        let broken = [
+            ("cache-control", "max-age=10"),
+            ("cdn-cache-control", "max-age=20"),
+            ("rivulet-cdn-cache-control", "Max-Age=30"),
+        ];
+        assert_eq!(policy(&broken), (Some(20), true));
+        let all_broken = [("cache-control", "max-age=10"), ("cdn-cache-control", "")];
+        assert_eq!(policy(&all_broken), (Some(10), false));
+    }
+
+    #[test]
+    fn age_uses_the_first_member_rfc_9111_5_1() {
+        use http::{HeaderMap, HeaderValue};
+        let rows: [(&[&str], Option<u64>); 6] = [
+            (&["5"], Some(5)),
+            (&["5, 10"], Some(5)),
+            (&["5", "10"], Some(5)),
+            (&[" 7 "], Some(7)),
+            (&["x, 5"], None),
+            (&[], None),
+        ];
+        for (lines, want) in rows {
+            let mut h = HeaderMap::new();
+            for l in lines {
+                h.append(http::header::AGE, HeaderValue::from_static(l));
+            }
+            assert_eq!(age_value(&h), want, "{lines:?}");
         }
     }
 

@@ -7,6 +7,10 @@
 //! - [`date`]: HTTP-dates, parsed and formatted in one place;
 //! - [`precondition`]: the conditional fields of a request evaluated in the one order of
 //!   RFC 9110 §13.2.2, giving 200, 206, 304, 412 or 416;
+//! - [`path`]: the one normal form of a request target (RFC 3986 §6.2.2);
+//! - [`host`]: the `Host` of a request, validated (RFC 9112 §3.2);
+//! - [`forwarded`]: `Forwarded` elements (RFC 7239);
+//! - [`framing`]: whether a request announces a body (RFC 9112 §6.3);
 //! - [`range`]: `Range`, `If-Range` and `Content-Range` (one range or the whole);
 //! - [`not_modified`]: the header of a 304;
 //! - [`cache_control`]: `Cache-Control` directives;
@@ -24,8 +28,12 @@ pub mod clock;
 pub mod date;
 pub mod edge_status;
 pub mod etag;
+pub mod forwarded;
+pub mod framing;
+pub mod host;
 mod list;
 pub mod not_modified;
+pub mod path;
 pub mod precondition;
 pub mod range;
 pub mod report;

@@ -58,6 +58,25 @@ pub struct Validators<'a> {
     pub last_modified: Option<SystemTime>,
     /// Length of the representation in bytes; without it a Range is ignored.
     pub len: Option<u64>,
+    /// The `Date` of the response these validators belong to. `Last-Modified` is a
+    /// strong validator only when it is at least a second earlier (§8.8.2.2), and only
+    /// a strong one can satisfy an `If-Range` date (§13.1.5). `None` (an origin server
+    /// that vouches for its modification times): always strong.
+    pub date: Option<SystemTime>,
+    /// Evaluated by a cache against a stored response: without `Last-Modified`,
+    /// `If-Modified-Since` is compared with the stored `Date` (RFC 9111 §4.3.2).
+    pub at_cache: bool,
+}
+
+impl Validators<'_> {
+    /// `Last-Modified` if it is a strong validator (§8.8.2.2), in whole seconds.
+    fn strong_last_modified(&self) -> Option<SystemTime> {
+        let lm = whole_seconds(self.last_modified?);
+        match self.date.map(whole_seconds) {
+            Some(date) if date < lm + std::time::Duration::from_secs(1) => None,
+            _ => Some(lm),
+        }
+    }
 }
 
 /// How to answer the request.
@@ -112,9 +131,15 @@ pub fn evaluate(method: &Method, c: &Conditions, v: Validators<'_>) -> Evaluatio
                 Evaluation::PreconditionFailed
             };
         }
-    } else if get_or_head && let (Some(since), Some(lm)) = (c.if_modified_since, last_modified) {
+    } else if get_or_head
+        && let (Some(since), Some(lm)) = (
+            c.if_modified_since,
+            last_modified.or(v.date.filter(|_| v.at_cache).map(whole_seconds)),
+        )
+    {
         // Step 4: If-Modified-Since, only without If-None-Match, for GET and HEAD, and
-        // ignored without a modification date (§13.1.3).
+        // ignored without a modification date (§13.1.3); a cache without Last-Modified
+        // compares with the stored Date (RFC 9111 §4.3.2).
         if lm <= since {
             return Evaluation::NotModified;
         }
@@ -126,7 +151,7 @@ pub fn evaluate(method: &Method, c: &Conditions, v: Validators<'_>) -> Evaluatio
     if method != Method::GET
         || c.if_range
             .as_ref()
-            .is_some_and(|ir| !ir.holds(v.etag, last_modified))
+            .is_some_and(|ir| !ir.holds(v.etag, v.strong_last_modified()))
     {
         return Evaluation::Full;
     }
@@ -204,8 +229,73 @@ mod tests {
             // Sub-second precision must not matter (§5.6.7).
             last_modified: last_modified.map(|t| t + Duration::from_millis(400)),
             len: Some(LEN),
+            ..Validators::default()
         };
         evaluate(method, &Conditions::from_headers(&headers), v)
+    }
+
+    #[test]
+    fn a_cache_compares_with_the_stored_date_and_needs_a_strong_date_for_if_range() {
+        let at = |offset: i64| {
+            if offset >= 0 {
+                t0() + Duration::from_secs(offset.unsigned_abs())
+            } else {
+                t0() - Duration::from_secs(offset.unsigned_abs())
+            }
+        };
+        // (Last-Modified, Date, at a cache, request fields, answer)
+        type Row = (
+            Option<i64>,
+            Option<i64>,
+            bool,
+            Vec<(&'static str, String)>,
+            Evaluation,
+        );
+        let ims = |offset| vec![("if-modified-since", date(offset))];
+        let ranged = |offset| {
+            vec![
+                ("range", "bytes=0-9".to_owned()),
+                ("if-range", date(offset)),
+            ]
+        };
+        let rows: Vec<Row> = vec![
+            // RFC 9111 §4.3.2: no Last-Modified: the stored Date answers.
+            (None, Some(0), true, ims(0), NotModified),
+            (None, Some(0), true, ims(5), NotModified),
+            (None, Some(0), true, ims(-5), Full),
+            // An origin server without Last-Modified ignores the field (§13.1.3).
+            (None, Some(0), false, ims(0), Full),
+            // Last-Modified, when there is one, decides.
+            (Some(-100), Some(0), true, ims(-50), NotModified),
+            (Some(-100), Some(0), true, ims(-150), Full),
+            // §13.1.5 with §8.8.2.2: an If-Range date needs a strong Last-Modified,
+            // one at least a second before the Date.
+            (Some(-100), Some(0), true, ranged(-100), Partial(0..=9)),
+            (Some(0), Some(0), true, ranged(0), Full),
+            (Some(0), Some(1), true, ranged(0), Partial(0..=9)),
+            (Some(0), None, false, ranged(0), Partial(0..=9)),
+        ];
+        for (lm, d, at_cache, fields, want) in rows {
+            let mut headers = HeaderMap::new();
+            for (name, value) in &fields {
+                headers.append(
+                    header::HeaderName::from_static(name),
+                    HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")),
+                );
+            }
+            let v = Validators {
+                etag: None,
+                last_modified: lm.map(at),
+                len: Some(LEN),
+                date: d.map(at),
+                at_cache,
+            };
+            let got = evaluate(&Method::GET, &Conditions::from_headers(&headers), v);
+            assert_eq!(
+                got, want,
+                "lm {lm:?} date {d:?} cache {at_cache} {fields:?}"
+            );
+        }
     }
 
     type Row = (Method, Vec<(&'static str, String)>, Rep, Evaluation);

@@ -2,6 +2,8 @@
 //! 127.0.0.1 with ephemeral ports.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod hostile;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -142,6 +144,12 @@ impl Upstream {
             .filter(|s| s.path_and_query.split('?').next() == Some(path))
             .cloned()
             .collect()
+    }
+
+    /// Every request target received, in order.
+    pub fn shared_paths(&self) -> Vec<String> {
+        let seen = self.shared.seen.lock().unwrap();
+        seen.iter().map(|s| s.path_and_query.clone()).collect()
     }
 
     /// Bodies sent to the end.
