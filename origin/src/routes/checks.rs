@@ -1,7 +1,7 @@
 //! What every request must be before it is routed: one valid `Host` (RFC 9112 §3.2)
 //! and a target with a normal form (RFC 3986 §6.2.2) naming no segment with an
 //! encoded `/` or NUL, the rules of [`http_rules::host`] and [`http_rules::path`] that
-//! the edge applies too. Routing then happens on the normal form, so an alias such as
+//! the edge applies too (the query is left to the routes). Routing then happens on the normal form, so an alias such as
 //! `/vod/%73ample/…` or `/vod/x/../sample/…` is served as what it means
 //! (`/vod/sample/…`), exactly as the edge keys and forwards it, and `a%2Findex.m3u8`
 //! is refused instead of being decoded into two path components.
@@ -29,12 +29,18 @@ fn normal_target(request: Request) -> Result<Request, OriginError> {
     let bad = |e: &dyn std::fmt::Display| OriginError::BadRequest(e.to_string().into());
     let (mut parts, body) = request.into_parts();
     request_host(parts.version, &parts.headers, &parts.uri).map_err(|e| bad(&e))?;
-    let target = parts.uri.path_and_query().map_or("/", |t| t.as_str());
-    let normal = normalize(target).map_err(|e| bad(&e))?;
+    // The path is what names files; the query is left as it came, for the routes that
+    // read it leniently (a steering request never fails on an odd query value).
+    let path = parts.uri.path();
+    let normal = normalize(path).map_err(|e| bad(&e))?;
     segments(&normal).map_err(|e| bad(&e))?;
     // An absolute-form target (RFC 9112 §3.2.2) is routed by its path as well.
     if matches!(normal, Cow::Owned(_)) || parts.uri.authority().is_some() {
-        parts.uri = normal
+        let target = match parts.uri.query() {
+            Some(query) => format!("{normal}?{query}"),
+            None => normal.into_owned(),
+        };
+        parts.uri = target
             .parse()
             .map_err(|_| OriginError::BadRequest("the request target must be a path".into()))?;
     }
@@ -64,7 +70,7 @@ mod tests {
 
     #[test]
     fn one_normal_target_and_host_or_400() {
-        let rows: [(&str, &[&str], Result<&str, &str>); 11] = [
+        let rows: [(&str, &[&str], Result<&str, &str>); 12] = [
             (
                 "/vod/sample/master.m3u8",
                 &["a"],
@@ -79,8 +85,10 @@ mod tests {
             (
                 "/vod/x/../sample/./720p/1.m4s?a=%7e",
                 &["a"],
-                Ok("/vod/sample/720p/1.m4s?a=~"),
+                Ok("/vod/sample/720p/1.m4s?a=%7e"),
             ),
+            // The query is the routes' to read (leniently).
+            ("/steering/hls?x=%ZZ", &["a"], Ok("/steering/hls?x=%ZZ")),
             ("http://a:80/healthz", &["a"], Ok("/healthz")),
             // An encoded separator is data, never a path component.
             (
