@@ -122,6 +122,12 @@ struct Args {
     #[arg(long, env = "ORIGIN_EDGE_PROBE_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
     edge_probe_timeout: Duration,
 
+    /// Players counted per client address (an IPv6 /64) and steering TTL at most: what
+    /// anyone sending steering requests can add to an edge's count. Steering requests
+    /// proxied by an edge all come from its address: raise it in that layout.
+    #[arg(long, env = "ORIGIN_STEERING_CLIENTS_PER_ADDRESS", default_value_t = origin::steering::DEFAULT_CLIENTS_PER_ADDRESS)]
+    steering_clients_per_address: u32,
+
     /// Append one line per request to this file: `UNIX_TIME CLIENT METHOD TARGET STATUS
     /// BYTES MICROS`.
     #[arg(long, env = "ORIGIN_ACCESS_LOG")]
@@ -267,6 +273,7 @@ async fn main() -> anyhow::Result<()> {
                 ttl: args.steering_ttl,
                 probe_interval: args.edge_probe_interval,
                 probe_timeout: args.edge_probe_timeout,
+                clients_per_address: args.steering_clients_per_address,
             })
             .context("cannot set up content steering")?;
     }
