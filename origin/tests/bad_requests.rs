@@ -8,26 +8,10 @@ mod common;
 
 use common::{Server, fake_library, lib_path};
 use origin::store::StoreLimits;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends `head` (a whole request head) on a fresh connection; the status and the body.
 async fn send(s: &Server, head: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        stream.read_to_end(&mut out),
-    )
-    .await
-    .expect("the origin never finished its answer")
-    .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let (status, text) = s.send(head.as_bytes()).await;
     let body = text
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
