@@ -15,7 +15,6 @@ use media::SteeringProtocol;
 use origin::entity::tag_of;
 use origin::steering::SteeringConfig;
 use origin::steering::manifests::{delivery, write_vod};
-use origin::store::StoreLimits;
 use origin::{AppState, OriginConfig};
 use tower::ServiceExt;
 

@@ -12,7 +12,6 @@ use std::time::Duration;
 use http_rules::{SharedClock, SystemClock};
 use origin::live::{LiveChannels, LiveConfig};
 use origin::steering::{NamedUrl, SteeringConfig};
-use origin::store::StoreLimits;
 use origin::{AppState, OriginConfig};
 
 /// A library holding the `small` sample (three rungs, 300/750/1850 kbit/s, and audio) of
