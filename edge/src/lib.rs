@@ -45,18 +45,12 @@ pub mod upstream;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{any, get};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use http_rules::server::Limits;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower::ServiceExt;
-use tracing::{debug, info, warn};
-
-use crate::conn::{AcceptBackoff, SendTimeout, Throttle};
 
 pub use config::Config;
 pub use state::{AppState, ClientAddr, StartError};
@@ -83,111 +77,36 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
 }
 
-/// Bytes hyper may buffer per connection and direction (its default is ~400 KiB):
-/// part of the documented memory per connection.
-const CONNECTION_BUFFER: usize = 64 * 1024;
-
-/// Connections over the cap that may linger at once to deliver their 503.
-const MAX_REFUSALS: usize = 64;
-
 /// Serves `app` on `listener` until `shutdown` resolves, then stops listening (so
 /// new connections are refused at once, and peers fall back) and drains connections
-/// for up to 10 s. HTTP/1.1 with keep-alive. Every connection is bounded (RFC 9112
-/// leaves these limits to the server): request heads larger than `max_header_size` get
-/// 431; a client that takes longer than `header_read_timeout` to send a request head,
-/// the first or the next on a kept-alive connection, is disconnected (so idle
-/// connections close after that long too); a client that takes none of its response
-/// for `send_timeout` is disconnected; past `max_connections` open connections, new
-/// ones are answered 503 and closed; failing `accept`s (out of descriptors…) back off.
+/// for up to 10 s. HTTP/1.1 with keep-alive, through the server loop the origin shares
+/// (`http_rules::server`). Every connection is bounded (RFC 9112 leaves these limits to
+/// the server): request heads larger than `max_header_size` get 431; a client that
+/// takes longer than `header_read_timeout` to send a request head, the first or the
+/// next on a kept-alive connection, is disconnected (so idle connections close after
+/// that long too); a client that takes none of its response for `send_timeout` is
+/// disconnected; past `max_connections` open connections, new ones are answered 503
+/// and closed; failing `accept`s (out of descriptors…) back off.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     cfg: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    let max_header = usize::try_from(cfg.max_header_size).unwrap_or(usize::MAX);
-    http.timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_read_timeout)
-        .max_header_size(max_header)
-        // What hyper may buffer per connection, each way: a request head must fit.
-        .max_buf_size(max_header.saturating_add(8 * 1024).max(CONNECTION_BUFFER))
-        .keep_alive(true);
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(cfg.max_connections));
-    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
-    let counters = cfg.connections.clone();
-    let (mut backoff, mut accept_log, mut cap_log) = (
-        AcceptBackoff::default(),
-        Throttle::new(Duration::from_secs(10)),
-        Throttle::new(Duration::from_secs(10)),
-    );
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => {
-                    backoff.succeeded();
-                    a
-                }
-                Err(e) => {
-                    let pause = backoff.failed();
-                    if let Some(n) = accept_log.event(std::time::Instant::now()) {
-                        warn!(error = %e, failures = n, ?pause, "accept failed: backing off");
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(pause) => continue,
-                        () = &mut shutdown => break,
-                    }
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            counters.refused.inc();
-            if let Some(n) = cap_log.event(std::time::Instant::now()) {
-                warn!(
-                    max_connections = cfg.max_connections,
-                    refused = n,
-                    "connection limit reached: answering new connections 503 (--max-connections)"
-                );
-            }
-            // A bounded number of refusals linger to deliver their 503; past that,
-            // the connection is just closed.
-            if let Ok(lingering) = refusals.clone().try_acquire_owned() {
-                tokio::spawn(async move {
-                    conn::refuse(stream).await;
-                    drop(lingering);
-                });
-            }
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+    let limits = Limits {
+        header_read_timeout: cfg.header_read_timeout,
+        send_timeout: cfg.send_timeout,
+        max_connections: cfg.max_connections,
+        max_header_size: usize::try_from(cfg.max_header_size).unwrap_or(usize::MAX),
+        ..Limits::default()
+    };
+    let service_for = move |peer| {
         let app = app.clone();
-        let service =
-            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ClientAddr(peer));
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
-        let io = TokioIo::new(SendTimeout::new(stream, cfg.send_timeout));
-        let conn = graceful.watch(http.serve_connection(io, service));
-        let open = counters.open.clone();
-        open.inc();
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                debug!(%peer, error = %e, "connection ended with an error");
-            }
-            open.dec();
-            drop(slot);
-        });
-    }
-    drop(listener);
-    info!("shutting down: draining connections");
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        warn!("connections still open after 10 s; exiting anyway");
-    }
-    Ok(())
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ClientAddr(peer));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        })
+    };
+    let events = Arc::new(cfg.connections.clone());
+    http_rules::server::serve(listener, service_for, &limits, events, shutdown).await
 }

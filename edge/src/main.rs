@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "edge=info".into()),
+                .unwrap_or_else(|_| "edge=info,http_rules=info".into()),
         )
         .init();
     let cfg = Config::parse();

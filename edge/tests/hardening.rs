@@ -378,7 +378,7 @@ impl Logs {
     fn capture(&self) -> tracing::subscriber::DefaultGuard {
         let logs = self.clone();
         let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("edge=info")
+            .with_env_filter("edge=info,http_rules=info")
             .with_ansi(false)
             .with_writer(move || logs.clone())
             .finish();

@@ -19,7 +19,9 @@
 //! - [`clock`]: the time servers and decisions take (`now` is an argument; tests set it);
 //! - [`cli`]: the grammars every command line shares (durations, sizes, names, `NAME=URL`);
 //! - [`report`]: an error and its causes on one line;
-//! - `signal` (feature `signal`): Ctrl-C or SIGTERM as one future.
+//! - `signal` (feature `signal`): Ctrl-C or SIGTERM as one future;
+//! - `server` (feature `server`): the HTTP/1.1 server loop with its connection limits
+//!   (timeouts, a cap, accept back-off).
 
 pub mod cache_control;
 pub mod cache_status;
@@ -37,6 +39,8 @@ pub mod path;
 pub mod precondition;
 pub mod range;
 pub mod report;
+#[cfg(feature = "server")]
+pub mod server;
 #[cfg(feature = "signal")]
 pub mod signal;
 

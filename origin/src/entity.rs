@@ -109,6 +109,9 @@ pub fn respond(method: &Method, headers: &HeaderMap, entity: &Entity) -> Respons
         etag: Some(&entity.etag),
         last_modified: Some(entity.last_modified),
         len: Some(entity.len),
+        // The origin vouches for its modification times (a strong Last-Modified).
+        date: None,
+        at_cache: false,
     };
     let evaluation = evaluate(method, &Conditions::from_headers(headers), validators);
     let (status, start, len) = match &evaluation {

@@ -18,6 +18,9 @@ pub enum OriginError {
     InvalidPath,
     #[error("path component too long")]
     PathTooLong,
+    /// A request no route can take (its `Host`, its target); the reason says why.
+    #[error("{0}")]
+    BadRequest(Cow<'static, str>),
     /// Nothing there; the reason says what was missing.
     #[error("{0}")]
     NotFound(Cow<'static, str>),
@@ -52,7 +55,7 @@ impl OriginError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidPath | Self::PathTooLong => StatusCode::BAD_REQUEST,
+            Self::InvalidPath | Self::PathTooLong | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) | Self::NotYetAvailable => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -125,7 +128,14 @@ mod tests {
             &'static str,
             Option<(&'static str, &'static str)>,
         );
-        let rows: [Row; 10] = [
+        let rows: [Row; 11] = [
+            (
+                OriginError::BadRequest("more than one Host header".into()),
+                400,
+                "more than one Host header",
+                "no-store",
+                None,
+            ),
             (
                 OriginError::InvalidPath,
                 400,

@@ -19,7 +19,9 @@
 //! - [`ingest`]: the library watch: dropped video files become assets (one ladder job at
 //!   a time), new builds get their snapshots and purge the edges;
 //! - [`state`]: what the routes share, including the clock;
-//! - [`routes`]: the HTTP handlers, [`router`] and [`serve`].
+//! - [`routes`]: the HTTP handlers and [`router`], requests checked (`Host`, the normal
+//!   form of the target) before routing;
+//! - [`server`]: the server loop within its connection limits, [`serve`].
 
 pub mod entity;
 pub mod error;
@@ -29,6 +31,7 @@ pub mod live;
 pub mod metrics;
 pub mod paths;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod steering;
 pub mod store;
@@ -37,5 +40,6 @@ pub mod web_libs;
 
 pub use error::OriginError;
 pub use library::asset_urls;
-pub use routes::{router, serve};
+pub use routes::router;
+pub use server::{serve, serve_with};
 pub use state::{AppState, OriginConfig};

@@ -7,16 +7,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use http_rules::cli::{NamedUrl, parse_duration};
+use http_rules::cli::{NamedUrl, parse_duration, parse_size};
+use http_rules::server::Limits;
 use http_rules::signal::stop_signal;
 use origin::ingest::IngestConfig;
 use origin::ingest::purge::PurgeConfig;
 use origin::library::{SampleConfig, ensure_sample};
 use origin::live::{LiveChannels, LiveConfig};
+use origin::server::{default_max_connections, descriptor_limit};
 use origin::steering::SteeringConfig;
 use origin::store::StoreLimits;
 use origin::web_libs::WebLibs;
-use origin::{AppState, OriginConfig, asset_urls, router, serve};
+use origin::{AppState, OriginConfig, asset_urls, router, serve_with};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -120,10 +122,54 @@ struct Args {
     #[arg(long, env = "ORIGIN_EDGE_PROBE_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
     edge_probe_timeout: Duration,
 
+    /// Players counted per client address (an IPv6 /64) and steering TTL at most: what
+    /// anyone sending steering requests can add to an edge's count. Steering requests
+    /// proxied by an edge all come from its address: raise it in that layout.
+    #[arg(long, env = "ORIGIN_STEERING_CLIENTS_PER_ADDRESS", default_value_t = origin::steering::DEFAULT_CLIENTS_PER_ADDRESS)]
+    steering_clients_per_address: u32,
+
     /// Append one line per request to this file: `UNIX_TIME CLIENT METHOD TARGET STATUS
     /// BYTES MICROS`.
     #[arg(long, env = "ORIGIN_ACCESS_LOG")]
     access_log: Option<PathBuf>,
+
+    /// Time a client has to send a request head (slower connections are closed); also
+    /// how long a kept-alive connection may sit idle between requests.
+    #[arg(long, env = "ORIGIN_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+
+    /// A client that takes none of its response for this long is disconnected.
+    #[arg(long, env = "ORIGIN_SEND_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    send_timeout: Duration,
+
+    /// Most client connections open at once; more are answered 503 and closed. Default:
+    /// half the descriptor limit (ulimit -n) less 64, at most 10000.
+    #[arg(long, env = "ORIGIN_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+
+    /// Largest request head accepted (request line and fields); larger gets 431.
+    #[arg(long, env = "ORIGIN_MAX_HEADER_SIZE", default_value = "32KiB", value_parser = parse_size)]
+    max_header_size: u64,
+
+    /// Most fields in a request head; more gets 431.
+    #[arg(long, env = "ORIGIN_MAX_HEADERS", default_value_t = 100)]
+    max_headers: usize,
+}
+
+impl Args {
+    /// The connection limits of the server loop.
+    fn limits(&self) -> Limits {
+        Limits {
+            header_read_timeout: self.header_read_timeout,
+            send_timeout: self.send_timeout,
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(|| default_max_connections(descriptor_limit())),
+            max_header_size: usize::try_from(self.max_header_size).unwrap_or(usize::MAX),
+            max_headers: self.max_headers,
+            ..Limits::default()
+        }
+    }
 }
 
 fn parse_channel(s: &str) -> Result<(String, String), String> {
@@ -227,6 +273,7 @@ async fn main() -> anyhow::Result<()> {
                 ttl: args.steering_ttl,
                 probe_interval: args.edge_probe_interval,
                 probe_timeout: args.edge_probe_timeout,
+                clients_per_address: args.steering_clients_per_address,
             })
             .context("cannot set up content steering")?;
     }
@@ -245,6 +292,7 @@ async fn main() -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)
         .context("cannot watch the library")?;
 
+    let limits = args.limits();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -280,6 +328,16 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    println!(
+        "  limits     {} connections, request heads {} bytes and {} fields within {:?}, idle keep-alive {:?}, send timeout {:?}",
+        limits.max_connections,
+        limits.max_header_size,
+        limits.max_headers,
+        limits.header_read_timeout,
+        limits.header_read_timeout,
+        limits.send_timeout
+    );
+
     if !args.no_ingest {
         println!(
             "  drop a video file (.mp4, .mov, .m4v) into {} to make it an asset; progress at {base}/ and {base}/library/status",
@@ -308,9 +366,11 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     });
-    serve(
+    serve_with(
         listener,
         router(state.clone()),
+        &limits,
+        state.metrics().clone(),
         stop.clone().cancelled_owned(),
     )
     .await
@@ -354,6 +414,15 @@ mod tests {
         assert_eq!(args.live_dvr, Duration::from_secs(300));
         assert_eq!(args.sample_duration, None);
         assert!(args.edges.is_empty());
+        let limits = args.limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(limits.send_timeout, Duration::from_secs(30));
+        assert_eq!(limits.max_header_size, 32 * 1024);
+        assert_eq!(limits.max_headers, 100);
+        assert_eq!(
+            limits.max_connections,
+            default_max_connections(descriptor_limit())
+        );
 
         let args = parse(&[
             "--steering-ttl",
@@ -372,8 +441,24 @@ mod tests {
             "e1=http://10.0.0.2:8081",
             "--edge",
             "e2 = https://cdn.example/rivulet",
+            "--header-read-timeout",
+            "2.5s",
+            "--send-timeout",
+            "1m",
+            "--max-connections",
+            "500",
+            "--max-header-size",
+            "16KiB",
+            "--max-headers",
+            "50",
         ])
         .unwrap();
+        let limits = args.limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_millis(2500));
+        assert_eq!(limits.send_timeout, Duration::from_secs(60));
+        assert_eq!(limits.max_connections, 500);
+        assert_eq!(limits.max_header_size, 16 * 1024);
+        assert_eq!(limits.max_headers, 50);
         assert_eq!(args.steering_ttl, Duration::from_secs(60));
         assert_eq!(args.edge_probe_interval, Duration::from_millis(1500));
         assert_eq!(args.edge_probe_timeout, Duration::from_millis(250));
@@ -396,6 +481,8 @@ mod tests {
             &["--edge", "e1"],
             &["--edge", "1e=http://h:1"],
             &["--edge", "e1=ftp://h/"],
+            &["--header-read-timeout", "never"],
+            &["--max-header-size", "lots"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }

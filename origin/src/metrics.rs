@@ -19,6 +19,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::paths::RouteKind;
@@ -42,6 +43,8 @@ pub struct Metrics {
     bytes: Family<KindLabels, Counter>,
     access_log: OnceLock<AccessLog>,
     access_log_dropped: Counter,
+    connections: Gauge,
+    connections_refused: Counter,
 }
 
 /// Lines waiting for the access log's writer; past this, lines are dropped (and counted)
@@ -114,12 +117,26 @@ impl Default for Metrics {
             "Access log lines dropped because the writer fell behind",
             access_log_dropped.clone(),
         );
+        let connections = Gauge::default();
+        registry.register(
+            "connections",
+            "Client connections open",
+            connections.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections answered 503 at --max-connections",
+            connections_refused.clone(),
+        );
         Self {
             registry,
             requests,
             bytes,
             access_log: OnceLock::new(),
             access_log_dropped,
+            connections,
+            connections_refused,
         }
     }
 }
@@ -171,6 +188,21 @@ impl Metrics {
             out,
         )
             .into_response()
+    }
+}
+
+/// The server loop's counts (`origin_connections`, `origin_connections_refused_total`).
+impl http_rules::server::ConnectionEvents for Metrics {
+    fn opened(&self) {
+        self.connections.inc();
+    }
+
+    fn closed(&self) {
+        self.connections.dec();
+    }
+
+    fn refused(&self) {
+        self.connections_refused.inc();
     }
 }
 

@@ -180,7 +180,7 @@ impl AppState {
         &self.web_libs
     }
 
-    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 }

@@ -96,6 +96,7 @@ impl Cluster {
                 ttl: TTL,
                 probe_interval: PROBE_INTERVAL,
                 probe_timeout: PROBE_INTERVAL,
+                ..SteeringConfig::new(Vec::new())
             })
             .unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -550,4 +551,34 @@ async fn steered_manifests_are_kept_until_the_asset_changes() {
     std::fs::remove_file(&model).unwrap();
     let on_disk = std::fs::read_to_string(asset.join("master.m3u8")).unwrap();
     assert_eq!(get("master.m3u8").await.1, on_disk);
+}
+
+/// Issue 14, defect 8: one address sending steering requests as fast as it likes
+/// weighs at most `--steering-clients-per-address` players (64) per TTL: it used to
+/// count as many players as it sent requests, and could push every real player off
+/// an edge. The requests are still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_inflate_the_steered_counts() {
+    let cluster = Cluster::start(&["e1", "e2"]).await;
+    for _ in 0..300 {
+        let manifest = cluster.steer(SteeringProtocol::Hls, "start=1").await;
+        assert_eq!(manifest.priority.len(), 2);
+    }
+    let counted = |status: &serde_json::Value| -> f64 {
+        status["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["steered_clients"].as_f64().unwrap())
+            .sum()
+    };
+    let status = cluster.status().await;
+    assert_eq!(counted(&status), 64.0, "{status}");
+    // The next TTL has a budget of its own; the window (two TTLs) holds both.
+    cluster.clock.advance(TTL);
+    for _ in 0..100 {
+        cluster.steer(SteeringProtocol::Hls, "start=1").await;
+    }
+    let status = cluster.status().await;
+    assert!(counted(&status) <= 128.0, "{status}");
 }

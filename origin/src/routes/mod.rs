@@ -7,7 +7,11 @@
 //! - [`pages`]: `/`, `/watch/…`, `/lib/…`, `/library/status`;
 //! - [`steering`]: the steering manifests and status, `/steering/…`;
 //! - [`health`]: `/healthz`, `/metrics`.
+//!
+//! Before routing, [`checks`] refuses a request without one valid `Host` or a target
+//! with a normal form, and puts the target in that form.
 
+mod checks;
 mod files;
 mod health;
 mod live;
@@ -63,7 +67,7 @@ pub fn router(state: AppState) -> Router {
             .route("/steering/dash", get(steering::dash))
             .route("/steering/status", get(steering::status));
     }
-    routes
+    let routes = routes
         .route("/", get(pages::index))
         .route("/watch/{asset}", get(pages::watch))
         .route("/lib/{name}", get(pages::lib_file))
@@ -78,9 +82,14 @@ pub fn router(state: AppState) -> Router {
         // After the routes: it applies to the method routers that exist.
         .method_not_allowed_fallback(|| async { OriginError::MethodNotAllowed })
         .layer(middleware::from_fn(timeout))
+        .with_state(state);
+    // The checks run before routing (a layer on the routes themselves would run after
+    // it), inside CORS and the metrics, so a 400 is counted and readable cross-origin.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn(checks::normal_request))
         .layer(cors)
         .layer(middleware::from_fn_with_state(metrics, metrics::track))
-        .with_state(state)
 }
 
 /// Answers 408 when a handler has not answered within [`HANDLER_TIMEOUT`] (a stalled disk
@@ -90,19 +99,4 @@ async fn timeout(request: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(_) => OriginError::Timeout.into_response(),
     }
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // The peer address feeds the access log.
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

@@ -2,10 +2,12 @@
 //! 00100 §6); `/steering/status`: what the origin knows of each edge. Routed only when the
 //! origin steers.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::Json;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, Method, header};
+use http::{Extensions, HeaderValue, Method, header};
 use media::SteeringProtocol;
 
 use crate::error::OriginError;
@@ -27,17 +29,21 @@ fn json_response(body: String) -> Response {
 }
 
 /// A steering manifest for the request's query; only a GET counts the client (a HEAD asks
-/// nothing of the origin's load).
+/// nothing of the origin's load), within its address's budget.
 fn manifest(
     state: &AppState,
     protocol: SteeringProtocol,
     method: &Method,
     query: Option<&str>,
+    extensions: &Extensions,
 ) -> Result<Response, OriginError> {
     let steering = state
         .steering()
         .ok_or_else(|| OriginError::not_found("not found"))?;
-    let answer = steering.answer(protocol, query.unwrap_or(""), method == Method::GET);
+    let client: Option<IpAddr> = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    let answer = steering.answer(protocol, query.unwrap_or(""), method == Method::GET, client);
     Ok(json_response(answer.to_json(protocol)))
 }
 
@@ -46,8 +52,15 @@ pub async fn hls(
     State(state): State<AppState>,
     method: Method,
     RawQuery(query): RawQuery,
+    extensions: Extensions,
 ) -> Result<Response, OriginError> {
-    manifest(&state, SteeringProtocol::Hls, &method, query.as_deref())
+    manifest(
+        &state,
+        SteeringProtocol::Hls,
+        &method,
+        query.as_deref(),
+        &extensions,
+    )
 }
 
 /// `GET /steering/dash`: the DASH steering manifest (DASH-IF CTS 00100 §6).
@@ -55,8 +68,15 @@ pub async fn dash(
     State(state): State<AppState>,
     method: Method,
     RawQuery(query): RawQuery,
+    extensions: Extensions,
 ) -> Result<Response, OriginError> {
-    manifest(&state, SteeringProtocol::Dash, &method, query.as_deref())
+    manifest(
+        &state,
+        SteeringProtocol::Dash,
+        &method,
+        query.as_deref(),
+        &extensions,
+    )
 }
 
 /// `GET /steering/status`: each edge's probe, reported load and steered clients.

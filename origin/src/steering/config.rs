@@ -6,6 +6,9 @@ use std::time::Duration;
 pub use http_rules::cli::NamedUrl;
 use http_rules::cli::{CliError, parse_name};
 
+/// Players behind one address counted by default (`--steering-clients-per-address`).
+pub const DEFAULT_CLIENTS_PER_ADDRESS: u32 = 64;
+
 /// How the origin steers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SteeringConfig {
@@ -17,16 +20,21 @@ pub struct SteeringConfig {
     pub ttl: Duration,
     pub probe_interval: Duration,
     pub probe_timeout: Duration,
+    /// Players counted per client address (an IPv6 /64) and TTL at most: the weight
+    /// anyone sending steering requests can add to an edge's count.
+    pub clients_per_address: u32,
 }
 
 impl SteeringConfig {
-    /// `edges` with the default timings: TTL 10 s, probes every second, 500 ms timeout.
+    /// `edges` with the default timings: TTL 10 s, probes every second, 500 ms timeout;
+    /// 64 players counted per address.
     pub fn new(edges: Vec<NamedUrl>) -> Self {
         Self {
             edges,
             ttl: Duration::from_secs(10),
             probe_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_millis(500),
+            clients_per_address: DEFAULT_CLIENTS_PER_ADDRESS,
         }
     }
 
@@ -52,6 +60,9 @@ impl SteeringConfig {
         if self.probe_interval.is_zero() || self.probe_timeout.is_zero() {
             return Err(SteeringError::Probe);
         }
+        if self.clients_per_address == 0 {
+            return Err(SteeringError::ClientsPerAddress);
+        }
         Ok(())
     }
 }
@@ -73,6 +84,8 @@ pub enum SteeringError {
     Ttl(Duration),
     #[error("the edge probe interval and timeout must be above zero")]
     Probe,
+    #[error("the players counted per address must be at least 1")]
+    ClientsPerAddress,
     #[error("edge probes need a Tokio runtime")]
     NoRuntime,
     #[error("cannot build the edge probe client: {0}")]
@@ -128,6 +141,10 @@ mod tests {
             },
             SteeringConfig {
                 probe_interval: Duration::ZERO,
+                ..SteeringConfig::new(vec![edge("a")])
+            },
+            SteeringConfig {
+                clients_per_address: 0,
                 ..SteeringConfig::new(vec![edge("a")])
             },
         ];

@@ -6,7 +6,8 @@
 //!
 //! - [`config`]: the edges and timings;
 //! - [`policy`]: the steering decision, a pure function of what the origin knows;
-//! - [`windows`]: steered clients per edge, counted from steering requests;
+//! - [`windows`]: steered clients per edge, counted from steering requests, each
+//!   address weighing a bounded number of players;
 //! - [`probes`]: the edge probes and what is kept of them;
 //! - [`manifests`]: the pathways of steered manifests (`media` writes them), and the cache
 //!   that keeps VOD manifests per build (`crate::routes::manifests` serves them);
@@ -23,6 +24,7 @@ pub mod policy;
 pub mod probes;
 pub mod windows;
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::SystemTime;
@@ -32,18 +34,20 @@ use media::{Delivery, SteeringManifest, SteeringProtocol};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
-pub use config::{NamedUrl, SteeringConfig, SteeringError};
+pub use config::{DEFAULT_CLIENTS_PER_ADDRESS, NamedUrl, SteeringConfig, SteeringError};
 use http_rules::edge_status::EdgeStatus;
 use metrics::SteeringMetrics;
 use policy::{EdgeFacts, priority, protocol_name, steering_query};
 use probes::{Change, Outcome, Probe, Prober};
-use windows::{Window, count_answer, slot_at};
+use windows::{AddressBudget, Window, count_answer, slot_at};
 
 /// What the probes and the steering answers have learnt, one entry per edge.
 #[derive(Debug)]
 struct Shared {
     probes: Vec<Probe>,
     windows: Vec<Window>,
+    /// The answers counted per client address this TTL.
+    budget: AddressBudget,
 }
 
 /// The steering state of an origin: its edges, their last probes and steered clients.
@@ -89,6 +93,7 @@ impl Steering {
         let shared = Shared {
             probes: vec![Probe::default(); config.edges.len()],
             windows: vec![Window::default(); config.edges.len()],
+            budget: AddressBudget::default(),
         };
         let steering = Arc::new(Self {
             since: clock.now(),
@@ -163,12 +168,15 @@ impl Steering {
     }
 
     /// Answers one steering request (its raw query) and, when `count` (a GET), counts the
-    /// client on the edge it is steered to.
+    /// client on the edge it is steered to, unless its address (`client`, unknown only
+    /// when the router is driven without the server loop) has used its budget of
+    /// `clients_per_address` this TTL.
     pub fn answer(
         &self,
         protocol: SteeringProtocol,
         raw_query: &str,
         count: bool,
+        client: Option<IpAddr>,
     ) -> SteeringManifest {
         let query = steering_query(raw_query, protocol);
         let names: Vec<&str> = self.config.edges.iter().map(|e| e.name.as_str()).collect();
@@ -186,7 +194,9 @@ impl Steering {
             })
             .collect();
         let order = priority(&facts, current.map(|i| names[i]));
+        let per_address = self.config.clients_per_address;
         if count
+            && client.is_none_or(|ip| shared.budget.admit(ip, now, per_address))
             && let Some(chosen) = order
                 .first()
                 .and_then(|n| names.iter().position(|m| m == n))
@@ -320,7 +330,7 @@ mod tests {
         let clock = ManualClock::starting_now();
         let steering = steering(&clock, 10);
         for _ in 0..4 {
-            let answer = steering.answer(SteeringProtocol::Hls, "start=1", true);
+            let answer = steering.answer(SteeringProtocol::Hls, "start=1", true, None);
             assert_eq!(answer.ttl, 10);
         }
         assert_eq!(
@@ -329,12 +339,12 @@ mod tests {
             "spread, one whole client each"
         );
         // A HEAD (count = false) is answered but not counted.
-        steering.answer(SteeringProtocol::Hls, "start=1", false);
+        steering.answer(SteeringProtocol::Hls, "start=1", false, None);
         assert_eq!(clients(&steering), [2.0, 2.0]);
         // The clients on e1 ask again a TTL later; those on e2 have gone.
         clock.advance(Duration::from_secs(10));
         for _ in 0..2 {
-            let answer = steering.answer(SteeringProtocol::Hls, "_HLS_pathway=e1", true);
+            let answer = steering.answer(SteeringProtocol::Hls, "_HLS_pathway=e1", true, None);
             assert_eq!(answer.priority[0], "e1", "nothing usable: nobody is moved");
         }
         assert_eq!(

@@ -2,6 +2,8 @@
 //! asks again once a TTL, so the answers that named an edge over the last two TTLs count
 //! its players, in fixed memory whatever the request rate.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, SystemTime};
 
 /// Slots of a [`Window`]: it spans two TTLs in quarter-TTL slots.
@@ -95,9 +97,98 @@ pub fn count_answer(windows: &mut [Window], now: u64, chosen: usize, previous: O
     }
 }
 
+/// Client addresses remembered per TTL by [`AddressBudget`] (about 5 MB at most);
+/// answers to further addresses in that TTL are not counted.
+pub const MAX_ADDRESSES_PER_TTL: usize = 100_000;
+
+/// Steering answers counted per client address in the current TTL, so that nobody
+/// can inflate an edge's count by sending steering requests: a player asks once a TTL,
+/// so `per_address` answers a TTL is `per_address` players behind one address (a
+/// household, a NAT), and whoever asks more often or pretends to be more players
+/// counts no more than that. An IPv6 address counts by its /64, which one site holds
+/// whole. Memory is bounded by [`MAX_ADDRESSES_PER_TTL`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressBudget {
+    /// The TTL (slot / [`SLOTS_PER_TTL`]) the counts are for.
+    ttl: u64,
+    used: HashMap<IpAddr, u32>,
+}
+
+impl AddressBudget {
+    /// Whether an answer to `client` at slot `now` may be counted; counts it if so.
+    pub fn admit(&mut self, client: IpAddr, now: u64, per_address: u32) -> bool {
+        let ttl = now / SLOTS_PER_TTL;
+        if ttl != self.ttl {
+            self.used.clear();
+            self.ttl = ttl;
+        }
+        let site = site_of(client);
+        if !self.used.contains_key(&site) && self.used.len() >= MAX_ADDRESSES_PER_TTL {
+            return false;
+        }
+        let used = self.used.entry(site).or_insert(0);
+        if *used >= per_address {
+            return false;
+        }
+        *used += 1;
+        true
+    }
+}
+
+/// What one client site is: an IPv4 address (also when mapped into IPv6), or an IPv6
+/// /64 (RFC 4291 §2.5.4: the interface identifier is the host's to choose).
+fn site_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_address_weighs_at_most_its_budget_per_ttl() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap_or(IpAddr::V4(0.into()));
+        let mut budget = AddressBudget::default();
+        // (address, slot, admitted): budget 2 per TTL of 4 slots.
+        let rows = [
+            ("10.0.0.1", 8, true),
+            ("10.0.0.1", 9, true),
+            ("10.0.0.1", 10, false),
+            ("10.0.0.1", 11, false),
+            // Another address has its own budget.
+            ("10.0.0.2", 11, true),
+            // ::ffff:10.0.0.2 is 10.0.0.2.
+            ("::ffff:10.0.0.2", 11, true),
+            ("::ffff:10.0.0.2", 11, false),
+            // The next TTL starts afresh.
+            ("10.0.0.1", 12, true),
+            // One IPv6 /64 is one site, whatever the interface identifier.
+            ("2001:db8:1:2::1", 12, true),
+            ("2001:db8:1:2:ffff::9", 12, true),
+            ("2001:db8:1:2:abcd::1", 13, false),
+            ("2001:db8:1:3::1", 13, true),
+        ];
+        for (address, slot, want) in rows {
+            assert_eq!(
+                budget.admit(ip(address), slot, 2),
+                want,
+                "{address} at {slot}"
+            );
+        }
+        // Bounded memory: past the cap, new addresses are not counted, known ones are.
+        let mut budget = AddressBudget::default();
+        for i in 0..MAX_ADDRESSES_PER_TTL as u32 {
+            assert!(budget.admit(IpAddr::V4(i.into()), 8, 1));
+        }
+        assert!(!budget.admit(IpAddr::V4(u32::MAX.into()), 8, 1));
+        assert!(budget.admit(IpAddr::V4(u32::MAX.into()), 12, 1));
+    }
 
     #[test]
     fn slots_are_quarter_ttls_since_the_epoch() {

@@ -93,18 +93,24 @@ impl Server {
     /// Sends raw bytes as a request (paths no client library would send) and returns the
     /// status code and the whole response text.
     pub async fn raw(&self, request_target: &[u8]) -> (u16, String) {
-        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
         let mut req = b"GET ".to_vec();
         req.extend_from_slice(request_target);
         req.extend_from_slice(b" HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-        stream.write_all(&req).await.unwrap();
+        self.send(&req).await
+    }
+
+    /// Sends `request` (whole, head and all) on a fresh connection; the status code and
+    /// the whole response text, read until the server closes (at most 10 s).
+    pub async fn send(&self, request: &[u8]) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
         let mut out = Vec::new();
         tokio::time::timeout(
             std::time::Duration::from_secs(10),
             stream.read_to_end(&mut out),
         )
         .await
-        .unwrap()
+        .expect("the origin never finished its answer")
         .unwrap();
         let text = String::from_utf8_lossy(&out).into_owned();
         let status = text
