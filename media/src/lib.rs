@@ -17,6 +17,8 @@
 //! - [`transcode`]: `media ladder`: one file decoded (ffmpeg pipe), scaled ([`scale`]) and
 //!   encoded at every rung, then packaged ([`ladder()`]);
 //! - [`asset`]: atomic asset folders, manifests, reports and progress;
+//! - [`folder`]: asset folders whoever packaged them: the manifests they offer, and their
+//!   model read from those manifests;
 //! - [`sidx`]: segment indexes (`sidx`) read into the model's segments (DASH `SegmentBase`);
 //! - [`validate`]: whether bytes are the media segments they claim to be (fMP4 and MPEG-TS
 //!   structure, track IDs, timestamps continuing across segments).
@@ -28,6 +30,7 @@ pub mod codecs;
 pub mod dash;
 pub mod dash_segments;
 pub mod encode;
+pub mod folder;
 pub mod hls;
 pub mod ladder;
 pub mod live;

@@ -148,6 +148,15 @@ impl Track {
     }
 }
 
+/// The tracks an init segment (`ftyp` and a `moov` without samples, a CMAF header)
+/// declares, with their sample descriptions.
+pub fn init_tracks(init: &[u8]) -> Result<Vec<Track>> {
+    let moov = boxes::find(init, b"moov")
+        .map_err(MediaError::Invalid)?
+        .ok_or_else(|| MediaError::Invalid("init segment without moov".into()))?;
+    tables::parse_moov(moov.body).map_err(MediaError::Invalid)
+}
+
 /// The four-character code of a sample entry.
 pub fn entry_fourcc(entry: &mp4_atom::Codec) -> String {
     use mp4_atom::Codec as C;

@@ -11,7 +11,7 @@ use crate::entity::{CachePolicy, Entity, respond};
 use crate::error::OriginError;
 use crate::live::{Channel, LiveManifest, SegmentChoice};
 use crate::paths::{media_kind, valid_component};
-use crate::routes::files::{file_error, serve_file};
+use crate::routes::files::{file_error, serve_library_file};
 use crate::state::AppState;
 
 pub async fn live(
@@ -59,7 +59,7 @@ pub async fn live(
                     .library()
                     .resolve(&[&channel.asset, rendition_id, file])
                     .ok_or_else(|| OriginError::not_found("not found"))?;
-                return serve_file(
+                return serve_library_file(
                     &state,
                     &path,
                     HeaderValue::from_static("video/mp4"),

@@ -13,7 +13,7 @@ use crate::entity::{Content, Entity, respond};
 use crate::error::OriginError;
 use crate::library::{DASH_MANIFEST, HLS_MANIFEST};
 use crate::paths::{self, MediaKind, media_kind, valid_component};
-use crate::routes::files::{file_error, serve_file};
+use crate::routes::files::{file_error, library_file, serve_library_file};
 use crate::state::AppState;
 use crate::steering::Steering;
 use crate::steering::manifests::SourceVersion;
@@ -34,8 +34,11 @@ pub async fn vod(
             OriginError::InvalidPath
         });
     }
-    if components.len() > 3 {
-        return Err(OriginError::not_found("not found"));
+    if components.len() > 1 + paths::MAX_DEPTH {
+        return Err(OriginError::not_found(format!(
+            "not found: deeper than {} levels in the asset",
+            paths::MAX_DEPTH
+        )));
     }
     let kind = components
         .last()
@@ -53,7 +56,7 @@ pub async fn vod(
         )
         .await;
     }
-    serve_file(
+    serve_library_file(
         &state,
         &path,
         kind.content_type(),
@@ -102,7 +105,7 @@ async fn steered_manifest(
         Ok(model) => model,
         // An asset without the model (packaged by hand) is served as written, unsteered.
         Err(StoreError::NotFound) => {
-            return serve_file(
+            return serve_library_file(
                 state,
                 path,
                 kind.content_type(),
