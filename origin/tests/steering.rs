@@ -489,8 +489,12 @@ async fn steered_manifests_are_kept_until_the_asset_changes() {
     };
     let steering = state.steering().unwrap();
     let cached = |protocol, version| async move {
+        let path = match protocol {
+            SteeringProtocol::Hls => "sample/master.m3u8",
+            SteeringProtocol::Dash => "sample/manifest.mpd",
+        };
         steering
-            .cached_vod_manifest("sample", protocol, &version)
+            .cached_vod_manifest(path, protocol, &version)
             .await
             .map(|m| String::from_utf8(m.bytes.to_vec()).unwrap())
     };
@@ -537,8 +541,15 @@ async fn steered_manifests_are_kept_until_the_asset_changes() {
         Some(new_hls)
     );
 
-    // Without its model, the asset's manifest is the file on disk.
+    // Without its model (as an asset another packager made), the manifest is the file on
+    // disk edited: each of its lines once per edge, its URIs there.
     std::fs::remove_file(&model).unwrap();
     let on_disk = std::fs::read_to_string(asset.join("master.m3u8")).unwrap();
-    assert_eq!(get("master.m3u8").await.1, on_disk);
+    let (_, edited) = get("master.m3u8").await;
+    let variants = on_disk.matches("#EXT-X-STREAM-INF").count();
+    assert_eq!(edited.matches("#EXT-X-STREAM-INF").count(), variants, "{edited}");
+    assert!(
+        edited.contains("PATHWAY-ID=\"e1\"\nhttp://127.0.0.1:1/vod/sample/270p-300k/index.m3u8\n"),
+        "{edited}"
+    );
 }

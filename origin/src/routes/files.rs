@@ -76,7 +76,7 @@ pub async fn serve_file(
     Ok(respond_file(file, content_type, cache, method, headers))
 }
 
-fn respond_file(
+pub fn respond_file(
     file: StoredFile,
     content_type: HeaderValue,
     cache: CachePolicy,

@@ -13,11 +13,11 @@ use crate::entity::{Content, Entity, respond};
 use crate::error::OriginError;
 use crate::library::{DASH_MANIFEST, HLS_MANIFEST};
 use crate::paths::{self, MediaKind, media_kind, valid_component};
-use crate::routes::files::{file_error, library_file, serve_library_file};
+use crate::routes::files::{file_error, library_file, respond_file, serve_library_file};
 use crate::state::AppState;
 use crate::steering::Steering;
-use crate::steering::manifests::SourceVersion;
-use crate::store::StoreError;
+use crate::steering::manifests::{SourceVersion, VodSource};
+use crate::store::StoredFile;
 
 pub async fn vod(
     State(state): State<AppState>,
@@ -48,11 +48,17 @@ pub async fn vod(
         .library()
         .resolve(&components)
         .ok_or(OriginError::InvalidPath)?;
-    if let (Some(steering), [asset, file]) = (state.steering(), components.as_slice())
-        && let Some(protocol) = manifest_protocol(file)
+    if let (Some(steering), Some(protocol)) = (state.steering(), manifest_protocol(&components))
     {
         return steered_manifest(
-            &state, steering, asset, protocol, &path, kind, &method, &headers,
+            &state,
+            steering,
+            &components,
+            protocol,
+            &path,
+            kind,
+            &method,
+            &headers,
         )
         .await;
     }
@@ -67,24 +73,30 @@ pub async fn vod(
     .await
 }
 
-/// The steering protocol of a VOD manifest file name.
-fn manifest_protocol(file: &str) -> Option<SteeringProtocol> {
-    match file {
-        HLS_MANIFEST => Some(SteeringProtocol::Hls),
-        DASH_MANIFEST => Some(SteeringProtocol::Dash),
-        _ => None,
+/// The steering protocol of a manifest file: a playlist (multivariant or not: that is in
+/// its text) or an MPD.
+fn manifest_protocol(components: &[&str]) -> Option<SteeringProtocol> {
+    let (_, extension) = components.last()?.rsplit_once('.')?;
+    if extension.eq_ignore_ascii_case("m3u8") {
+        Some(SteeringProtocol::Hls)
+    } else if extension.eq_ignore_ascii_case("mpd") {
+        Some(SteeringProtocol::Dash)
+    } else {
+        None
     }
 }
 
-/// A VOD manifest (on disk at `path`) written from the asset's `presentation.json` with
-/// every edge as a pathway, kept by the steering state until that file changes. Its bytes,
-/// so its ETag, only change with the asset or the configuration, and it answers like the
-/// file it replaces.
+/// A VOD manifest with every edge as a pathway, kept by the steering state until the file
+/// it is written from changes. Our assets' `master.m3u8` and `manifest.mpd` are written
+/// from their `presentation.json`; any other multivariant playlist or MPD (an asset someone
+/// else packaged) is the file on disk, edited ([`VodSource::Text`]). Media playlists are
+/// served as they are. Its bytes, so its ETag, only change with the asset or the
+/// configuration, and it answers like the file it replaces.
 #[allow(clippy::too_many_arguments)]
 async fn steered_manifest(
     state: &AppState,
     steering: &Steering,
-    asset: &str,
+    components: &[&str],
     protocol: SteeringProtocol,
     path: &Path,
     kind: MediaKind,
@@ -92,49 +104,79 @@ async fn steered_manifest(
     headers: &HeaderMap,
 ) -> Result<Response, OriginError> {
     // The asset offers the manifests it has on disk, as without steering.
-    state
-        .store()
-        .get(path)
-        .await
-        .map_err(|e| file_error(path, e))?;
-    let model_path = state
-        .library()
-        .resolve(&[asset, media::package::PRESENTATION_JSON])
-        .ok_or(OriginError::InvalidPath)?;
-    let model = match state.store().get(&model_path).await {
-        Ok(model) => model,
-        // An asset without the model (packaged by hand) is served as written, unsteered.
-        Err(StoreError::NotFound) => {
-            return serve_library_file(
-                state,
-                path,
-                kind.content_type(),
-                kind.cache,
-                method,
-                headers,
-            )
-            .await;
+    let file = library_file(state, path).await?;
+    let asset = components[0];
+    let key = components.join("/");
+    let ours = matches!(components, [_, HLS_MANIFEST | DASH_MANIFEST]);
+    let model = match ours {
+        true => {
+            let model_path = state
+                .library()
+                .resolve(&[asset, media::package::PRESENTATION_JSON])
+                .ok_or(OriginError::InvalidPath)?;
+            match library_file(state, &model_path).await {
+                Ok(model) => Some(model),
+                Err(OriginError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            }
         }
-        Err(e) => return Err(file_error(&model_path, e)),
+        false => None,
     };
+    let unchanged = |file: StoredFile| respond_file(file, kind.content_type(), kind.cache, method, headers);
+    let from = model.as_ref().unwrap_or(&file);
     let source = SourceVersion {
-        etag: model.etag.clone(),
-        modified: model.last_modified,
+        etag: from.etag.clone(),
+        modified: from.last_modified,
     };
-    let manifest = match steering.cached_vod_manifest(asset, protocol, &source).await {
+    let manifest = match steering.cached_vod_manifest(&key, protocol, &source).await {
         Some(manifest) => manifest,
         None => {
-            let json = model
-                .bytes()
-                .await
-                .map_err(|e| file_error(&model_path, e))?;
-            steering
-                .write_vod_manifest(asset, protocol, source, &json)
-                .await
-                .map_err(|e| {
+            if from.len > media::folder::MANIFEST_LIMIT {
+                tracing::warn!(path = %key, "too large to steer: served as it is");
+                return Ok(unchanged(file));
+            }
+            let bytes = from.bytes().await.map_err(|e| file_error(path, e))?;
+            let written = match &model {
+                Some(_) => {
+                    steering
+                        .write_vod_manifest(asset, &key, protocol, source, VodSource::Model(&bytes))
+                        .await
+                }
+                None => {
+                    let Ok(text) = std::str::from_utf8(&bytes) else {
+                        return Ok(unchanged(file));
+                    };
+                    // Media playlists carry no pathways: the edges serve them as they are.
+                    if protocol == SteeringProtocol::Hls && !media::hls::is_multivariant(text) {
+                        return Ok(unchanged(file));
+                    }
+                    let in_asset = components[1..].join("/");
+                    steering
+                        .write_vod_manifest(
+                            asset,
+                            &key,
+                            protocol,
+                            source,
+                            VodSource::Text {
+                                text,
+                                path: &in_asset,
+                            },
+                        )
+                        .await
+                }
+            };
+            match written {
+                Ok(manifest) => manifest,
+                // A manifest the editor cannot read is still the asset's: served unsteered.
+                Err(e) if model.is_none() => {
+                    tracing::warn!(path = %key, error = %e, "cannot steer: served as it is");
+                    return Ok(unchanged(file));
+                }
+                Err(e) => {
                     tracing::warn!(asset, error = %e, "cannot write a steered manifest");
-                    OriginError::Internal("cannot write the manifest")
-                })?
+                    return Err(OriginError::Internal("cannot write the manifest"));
+                }
+            }
         }
     };
     let entity = Entity {

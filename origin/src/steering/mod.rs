@@ -32,7 +32,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 pub use config::{NamedUrl, SteeringConfig, SteeringError};
-use manifests::{ManifestCache, ManifestError, SourceVersion, SteeredManifest};
+use manifests::{ManifestCache, ManifestError, SourceVersion, SteeredManifest, VodSource};
 use metrics::SteeringMetrics;
 use policy::{EdgeFacts, priority, protocol_name, steering_query};
 use probes::{Change, EdgeReport, Outcome, Probe, Prober};
@@ -166,31 +166,32 @@ impl Steering {
         manifests::delivery(&self.config.edges, root, protocol)
     }
 
-    /// The steered VOD manifest of `asset` if one was written from `source` (the version of
-    /// its `presentation.json`).
+    /// The steered VOD manifest at `path` (in the library: `sample/master.m3u8`) if one was
+    /// written from `source` (the version of the file it is written from).
     pub async fn cached_vod_manifest(
         &self,
-        asset: &str,
+        path: &str,
         protocol: SteeringProtocol,
         source: &SourceVersion,
     ) -> Option<Arc<SteeredManifest>> {
-        self.manifests.get(asset, protocol, source).await
+        self.manifests.get(path, protocol, source).await
     }
 
-    /// Writes the steered VOD manifest of `asset` from `presentation_json` (of version
+    /// Writes the steered VOD manifest at `path` of `asset` from `from` (of version
     /// `source`) and keeps it for the next requests.
     pub async fn write_vod_manifest(
         &self,
         asset: &str,
+        path: &str,
         protocol: SteeringProtocol,
         source: SourceVersion,
-        presentation_json: &[u8],
+        from: VodSource<'_>,
     ) -> Result<Arc<SteeredManifest>, ManifestError> {
         let delivery = self.delivery(&format!("vod/{asset}"), protocol);
-        let text = manifests::write_vod(presentation_json, delivery, protocol)?;
+        let text = manifests::write_vod(from, delivery, protocol)?;
         Ok(self
             .manifests
-            .insert(asset, protocol, SteeredManifest::new(source, text))
+            .insert(path, protocol, SteeredManifest::new(source, text))
             .await)
     }
 
