@@ -357,14 +357,22 @@ pub fn steer_mpd(text: &str, manifest: &str, delivery: &Delivery) -> Result<Stri
         let at = layout.first_period.unwrap_or(text.len());
         edits.push((at, at, content_steering_element(steering)));
     }
-    edits.extend(layout.base_urls.iter().map(|(a, b, _)| (*a, *b, String::new())));
+    edits.extend(
+        layout
+            .base_urls
+            .iter()
+            .map(|(a, b, _)| (*a, *b, String::new())),
+    );
     edits.extend(layout.steering.iter().map(|(a, b)| (*a, *b, String::new())));
     edits.sort_by_key(|(from, to, _)| (*from, *to));
     let mut out = String::with_capacity(text.len() + 512);
     let mut at = 0;
     for (from, to, insert) in edits {
         let from = from.max(at);
-        out.push_str(text.get(at..from).ok_or_else(|| MediaError::Dash("bad offsets".into()))?);
+        out.push_str(
+            text.get(at..from)
+                .ok_or_else(|| MediaError::Dash("bad offsets".into()))?,
+        );
         out.push_str(&insert);
         at = to.max(from);
     }
@@ -851,30 +859,53 @@ mod tests {
         // (MPD-level extras, the folder the segments come from on a pathway)
         let rows = [
             ("", "vod/sample/dash/"),
-            ("<BaseURL>media/</BaseURL><BaseURL>http://mirror.test/</BaseURL>", "vod/sample/dash/media/"),
-            (r#"<ContentSteering defaultServiceLocation="x">http://old.test/s</ContentSteering>"#, "vod/sample/dash/"),
+            (
+                "<BaseURL>media/</BaseURL><BaseURL>http://mirror.test/</BaseURL>",
+                "vod/sample/dash/media/",
+            ),
+            (
+                r#"<ContentSteering defaultServiceLocation="x">http://old.test/s</ContentSteering>"#,
+                "vod/sample/dash/",
+            ),
         ];
         for (extra, folder) in rows {
             let text = foreign_mpd(extra);
             let steered = steer_mpd(&text, "dash/stream.mpd", &delivery).unwrap();
-            assert!(steered.contains("<ServiceDescription id=\"0\">\n\t</ServiceDescription>"), "the rest as it was: {steered}");
-            assert!(!steered.contains("old.test") && !steered.contains("mirror.test"), "{steered}");
+            assert!(
+                steered.contains("<ServiceDescription id=\"0\">\n\t</ServiceDescription>"),
+                "the rest as it was: {steered}"
+            );
+            assert!(
+                !steered.contains("old.test") && !steered.contains("mirror.test"),
+                "{steered}"
+            );
             assert!(
                 steered.contains("queryBeforeStart=\"true\" clientRequirement=\"false\">/steering/dash?start=1&amp;x=1</ContentSteering><Period"),
                 "{steered}"
             );
-            let p = parse_mpd(&steered, "http://origin.test/vod/sample/dash/stream.mpd", 0.0).unwrap();
+            let p = parse_mpd(
+                &steered,
+                "http://origin.test/vod/sample/dash/stream.mpd",
+                0.0,
+            )
+            .unwrap();
             assert_eq!(p.delivery.steering, delivery.steering, "{extra}");
             let ids: Vec<&str> = p.delivery.pathways.iter().map(|p| p.id.as_str()).collect();
             assert_eq!(ids, ["edge-1", "edge-2"]);
-            assert_eq!(p.delivery.pathways[0].base, format!("http://10.0.0.2:8081/{folder}"));
+            assert_eq!(
+                p.delivery.pathways[0].base,
+                format!("http://10.0.0.2:8081/{folder}")
+            );
             let r = &p.renditions[0];
             assert_eq!(
                 r.segments[1].uri,
                 format!("http://10.0.0.3:8081/{folder}chunk-stream0-00002.m4s"),
                 "on the default pathway"
             );
-            assert_eq!(r.init_uri.as_deref(), Some(format!("http://10.0.0.3:8081/{folder}init-stream0.m4s").as_str()));
+            assert_eq!(
+                r.init_uri.as_deref(),
+                Some(format!("http://10.0.0.3:8081/{folder}init-stream0.m4s").as_str())
+            );
         }
         assert!(steer_mpd("<html/>", "m.mpd", &delivery).is_err());
     }

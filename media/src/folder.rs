@@ -73,7 +73,9 @@ impl AssetDir {
                 .components()
                 .all(|c| matches!(c, Component::Normal(_)));
         if !plain {
-            return Err(MediaError::Invalid(format!("{path:?} is not a path in the folder")));
+            return Err(MediaError::Invalid(format!(
+                "{path:?} is not a path in the folder"
+            )));
         }
         let full = self.dir.join(relative);
         if let Some(root) = &self.root {
@@ -104,9 +106,8 @@ impl AssetFiles for AssetDir {
                 )));
             }
             Some(r) => r,
-            None => ByteRange::new(0, len).ok_or_else(|| {
-                MediaError::Invalid(format!("{path}: empty file"))
-            })?,
+            None => ByteRange::new(0, len)
+                .ok_or_else(|| MediaError::Invalid(format!("{path}: empty file")))?,
         };
         if range.length > limit {
             return Err(MediaError::Invalid(format!(
@@ -125,7 +126,9 @@ impl AssetFiles for AssetDir {
 
     fn size(&self, path: &str) -> Result<u64> {
         let full = self.file(path)?;
-        Ok(std::fs::metadata(&full).map_err(MediaError::io(&full))?.len())
+        Ok(std::fs::metadata(&full)
+            .map_err(MediaError::io(&full))?
+            .len())
     }
 }
 
@@ -186,9 +189,7 @@ pub fn choose_manifests<'a>(
         playlists
             .iter()
             .take(CANDIDATES)
-            .find(|name| {
-                read_text(files, name).is_ok_and(|text| hls::is_multivariant(&text))
-            })
+            .find(|name| read_text(files, name).is_ok_and(|text| hls::is_multivariant(&text)))
             .or_else(|| playlists.iter().find(|n| **n == LONE_NAME))
             .or_else(|| playlists.first())
             .map(|n| (*n).to_string())
@@ -290,7 +291,9 @@ fn read_hls(files: &dyn AssetFiles, text: &str, url: &str, manifest: &str) -> Re
             continue;
         };
         let path = path_in_folder(&playlist_url).ok_or_else(|| {
-            MediaError::Hls(format!("media playlist {playlist_url} is outside the folder"))
+            MediaError::Hls(format!(
+                "media playlist {playlist_url} is outside the folder"
+            ))
         })?;
         let text = read_text(files, &path)?;
         let info = hls::parse_media_playlist(&text, &playlist_url)?;
@@ -348,10 +351,7 @@ fn describe_from_init(files: &dyn AssetFiles, r: &mut Rendition) -> Result<()> {
     let Ok(tracks) = mp4::init_tracks(&bytes) else {
         return Ok(());
     };
-    let Some(track) = tracks
-        .iter()
-        .find(|t| t.kind != mp4::TrackKind::Other)
-    else {
+    let Some(track) = tracks.iter().find(|t| t.kind != mp4::TrackKind::Other) else {
         return Ok(());
     };
     if track.kind == mp4::TrackKind::Audio && !r.codecs.has_video() {
@@ -404,18 +404,17 @@ fn measure(files: &dyn AssetFiles, r: &mut Rendition) {
 fn unique_ids(renditions: &mut [Rendition]) {
     let mut taken: Vec<String> = Vec::new();
     for (i, r) in renditions.iter_mut().enumerate() {
-        let clean: String = r
-            .id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(64)
-            .collect();
+        let clean: String =
+            r.id.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .take(64)
+                .collect();
         let prefix = match r.media_type {
             MediaType::Video => 'v',
             MediaType::Audio => 'a',
@@ -440,7 +439,9 @@ pub fn folder_paths(mut presentation: Presentation) -> Presentation {
     for r in &mut presentation.renditions {
         let playlist = r.playlist_uri.as_deref().unwrap_or("");
         let base = format!("{BASE}{playlist}");
-        let resolve = |uri: &str| crate::model::resolve_uri(&base, uri).map_or_else(|_| uri.to_string(), |u| relative(&u));
+        let resolve = |uri: &str| {
+            crate::model::resolve_uri(&base, uri).map_or_else(|_| uri.to_string(), |u| relative(&u))
+        };
         r.init_uri = r.init_uri.as_deref().map(resolve);
         for s in &mut r.segments {
             s.uri = resolve(&s.uri);
@@ -448,7 +449,10 @@ pub fn folder_paths(mut presentation: Presentation) -> Presentation {
         if let Some(index) = &mut r.segment_index {
             index.uri = resolve(&index.uri);
         }
-        r.playlist_uri = r.playlist_uri.as_deref().map(|p| relative(&format!("{BASE}{p}")));
+        r.playlist_uri = r
+            .playlist_uri
+            .as_deref()
+            .map(|p| relative(&format!("{BASE}{p}")));
     }
     presentation
 }
@@ -463,7 +467,7 @@ pub fn all_fmp4(presentation: &Presentation) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use std::collections::HashMap;
 
@@ -471,7 +475,7 @@ mod tests {
 
     /// Files in memory.
     #[derive(Default)]
-    struct Memory(HashMap<String, Vec<u8>>);
+    pub(crate) struct Memory(pub(crate) HashMap<String, Vec<u8>>);
 
     impl AssetFiles for Memory {
         fn read(&self, path: &str, range: Option<ByteRange>, limit: u64) -> Result<Vec<u8>> {
@@ -520,10 +524,22 @@ mod tests {
         ]);
         // (names at the top, HLS chosen, DASH chosen)
         let rows: [(&[&str], Option<&str>, Option<&str>); 7] = [
-            (&["master.m3u8", "manifest.mpd", "presentation.json"], Some("master.m3u8"), Some("manifest.mpd")),
-            (&["zz.m3u8", "a.m3u8", "playlist.m3u8"], Some("playlist.m3u8"), None),
+            (
+                &["master.m3u8", "manifest.mpd", "presentation.json"],
+                Some("master.m3u8"),
+                Some("manifest.mpd"),
+            ),
+            (
+                &["zz.m3u8", "a.m3u8", "playlist.m3u8"],
+                Some("playlist.m3u8"),
+                None,
+            ),
             (&["b.m3u8", "a.m3u8"], Some("a.m3u8"), None),
-            (&["b.m3u8", "index.m3u8", "a.m3u8"], Some("index.m3u8"), None),
+            (
+                &["b.m3u8", "index.m3u8", "a.m3u8"],
+                Some("index.m3u8"),
+                None,
+            ),
             (&["stream.mpd", "a.MPD", "x.ts"], None, Some("a.MPD")),
             (&["0.ts", ".m3u8", "notes.txt"], None, None),
             (&["master.m3u8", "zz.m3u8"], Some("master.m3u8"), None),
@@ -576,17 +592,26 @@ mod tests {
     fn a_multivariant_playlist_reads_its_media_playlists() {
         let files = memory(&[
             ("main.m3u8", MULTIVARIANT),
-            ("v/0.m3u8", "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"../init.mp4\"\n#EXTINF:2,\n../s/1.m4s\n"),
+            (
+                "v/0.m3u8",
+                "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"../init.mp4\"\n#EXTINF:2,\n../s/1.m4s\n",
+            ),
             ("s/1.m4s", "segment"),
         ]);
         let p = read_model(&files, "main.m3u8").unwrap();
-        assert!(matches!(p.kind, PresentationKind::Live { .. }), "no ENDLIST");
+        assert!(
+            matches!(p.kind, PresentationKind::Live { .. }),
+            "no ENDLIST"
+        );
         let r = &p.renditions[0];
         assert_eq!(r.playlist_uri.as_deref(), Some("v/0.m3u8"));
         assert_eq!(r.init_uri.as_deref(), Some("init.mp4"));
         assert_eq!(r.segments[0].uri, "s/1.m4s");
         // A media playlist outside the folder is an error; a missing one too.
-        let out = memory(&[("m.m3u8", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n../x.m3u8\n")]);
+        let out = memory(&[(
+            "m.m3u8",
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n../x.m3u8\n",
+        )]);
         assert!(read_model(&out, "m.m3u8").is_err());
         assert!(read_model(&memory(&[("main.m3u8", MULTIVARIANT)]), "main.m3u8").is_err());
     }
@@ -625,15 +650,31 @@ mod tests {
         std::os::unix::fs::symlink(outside.path().join("secret"), asset.join("link")).unwrap();
         std::os::unix::fs::symlink(asset.join("sub/f.bin"), asset.join("inner")).unwrap();
         let dir = AssetDir::new(&asset).within(&root);
-        assert_eq!(dir.read("sub/f.bin", ByteRange::new(2, 3), 100).unwrap(), b"234");
+        assert_eq!(
+            dir.read("sub/f.bin", ByteRange::new(2, 3), 100).unwrap(),
+            b"234"
+        );
         assert_eq!(dir.read("inner", None, 100).unwrap(), b"0123456789");
         assert_eq!(dir.size("sub/f.bin").unwrap(), 10);
-        assert!(dir.read("sub/f.bin", ByteRange::new(8, 3), 100).is_err(), "past the end");
+        assert!(
+            dir.read("sub/f.bin", ByteRange::new(8, 3), 100).is_err(),
+            "past the end"
+        );
         assert!(dir.read("sub/f.bin", None, 5).is_err(), "over the limit");
-        for bad in ["link", "../a/sub/f.bin", "/etc/passwd", "sub/../sub/f.bin", "", "missing"] {
+        for bad in [
+            "link",
+            "../a/sub/f.bin",
+            "/etc/passwd",
+            "sub/../sub/f.bin",
+            "",
+            "missing",
+        ] {
             assert!(dir.read(bad, None, 100).is_err(), "{bad}");
         }
         // Unconfined, the link is followed.
-        assert_eq!(AssetDir::new(&asset).read("link", None, 100).unwrap(), b"secret");
+        assert_eq!(
+            AssetDir::new(&asset).read("link", None, 100).unwrap(),
+            b"secret"
+        );
     }
 }

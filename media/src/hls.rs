@@ -841,16 +841,38 @@ https://cdn.test/v1/prog_index.m3u8\n\
             steered.contains("AUDIO=\"group_aud-edge-2\",CLOSED-CAPTIONS=NONE,PATHWAY-ID=\"edge-2\"\nhttp://10.0.0.3:8081/vod/sample/hls/0.m3u8\n"),
             "{steered}"
         );
-        assert!(steered.contains("URI=\"http://10.0.0.3:8081/vod/sample/hls/iframes.m3u8\",PATHWAY-ID=\"edge-2\""), "{steered}");
-        assert_eq!(steered.matches("https://cdn.test/1.m3u8").count(), 2, "absolute URIs stay");
+        assert!(
+            steered.contains(
+                "URI=\"http://10.0.0.3:8081/vod/sample/hls/iframes.m3u8\",PATHWAY-ID=\"edge-2\""
+            ),
+            "{steered}"
+        );
+        assert_eq!(
+            steered.matches("https://cdn.test/1.m3u8").count(),
+            2,
+            "absolute URIs stay"
+        );
         // Players read it as the same renditions on two pathways.
         let parsed =
             parse_multivariant(&steered, "http://origin.test/vod/sample/hls/master.m3u8").unwrap();
         assert_eq!(parsed.delivery.steering, delivery.steering);
-        let ids: Vec<&str> = parsed.delivery.pathways.iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(ids, ["edge-2"], "the CDN variant is no copy on both: {parsed:#?}");
+        let ids: Vec<&str> = parsed
+            .delivery
+            .pathways
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            ["edge-2"],
+            "the CDN variant is no copy on both: {parsed:#?}"
+        );
         assert_eq!(parsed.video().count(), 2);
-        assert_eq!(parsed.audio().count(), 1, "the default pathway's group only");
+        assert_eq!(
+            parsed.audio().count(),
+            1,
+            "the default pathway's group only"
+        );
         assert!(steer_multivariant("#EXTM3U\n#EXTINF:2,\na.ts\n", "m.m3u8", &delivery).is_err());
     }
 
@@ -861,7 +883,12 @@ https://cdn.test/v1/prog_index.m3u8\n\
         let steered = steer_multivariant(master, "master.m3u8", &delivery).unwrap();
         let parsed =
             parse_multivariant(&steered, "http://origin.test/vod/sample/master.m3u8").unwrap();
-        let ids: Vec<&str> = parsed.delivery.pathways.iter().map(|p| p.id.as_str()).collect();
+        let ids: Vec<&str> = parsed
+            .delivery
+            .pathways
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect();
         assert_eq!(ids, ["edge-2", "edge-1"]);
         let uri = parsed.renditions[1].playlist_uri.as_deref().unwrap();
         assert_eq!(uri, "http://10.0.0.3:8081/vod/sample/1.m3u8");

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use media::folder::{self, AssetDir, AssetFiles, Manifests};
 use media::Presentation;
+use media::folder::{self, AssetDir, AssetFiles, Manifests};
 
 use crate::paths::valid_component;
 use crate::store::StoreError;
@@ -38,7 +38,9 @@ impl AssetInfo {
 
     /// The URL path of the asset's DASH MPD, if it has one.
     pub fn dash_path(&self) -> Option<String> {
-        self.dash.as_ref().map(|m| format!("/vod/{}/{m}", self.name))
+        self.dash
+            .as_ref()
+            .map(|m| format!("/vod/{}/{m}", self.name))
     }
 }
 
@@ -74,9 +76,10 @@ impl Library {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let models = moka::future::Cache::builder()
             .weigher(|_key: &(String, String), m: &Arc<CachedModel>| {
-                let segments: usize = m.model.as_ref().map_or(0, |p| {
-                    p.renditions.iter().map(|r| r.segments.len()).sum()
-                });
+                let segments: usize = m
+                    .model
+                    .as_ref()
+                    .map_or(0, |p| p.renditions.iter().map(|r| r.segments.len()).sum());
                 u32::try_from(segments * 100 + 1024).unwrap_or(u32::MAX)
             })
             .max_capacity(MODELS_BYTES)
@@ -219,7 +222,9 @@ impl Library {
         let source = if dir.join(PRESENTATION).is_file() {
             PRESENTATION
         } else {
-            manifests.primary().ok_or("no HLS playlist or DASH MPD at its top")?
+            manifests
+                .primary()
+                .ok_or("no HLS playlist or DASH MPD at its top")?
         };
         let model = read_model(&root, &dir, source)?;
         Ok((AssetDir::new(&dir).within(&root), model))
@@ -250,7 +255,10 @@ fn manifests_of(root: &Path, dir: &Path) -> Option<Manifests> {
         .filter(|n| valid_component(n))
         .collect();
     let files = AssetDir::new(dir).within(root);
-    Some(folder::choose_manifests(names.iter().map(String::as_str), &files))
+    Some(folder::choose_manifests(
+        names.iter().map(String::as_str),
+        &files,
+    ))
 }
 
 /// The model of the asset folder `dir` from `source`: our `presentation.json`, or a
@@ -260,8 +268,8 @@ fn read_model(root: &Path, dir: &Path, source: &str) -> Result<Presentation, Str
     if source == PRESENTATION {
         let bytes = AssetFiles::read(&files, PRESENTATION, None, folder::MANIFEST_LIMIT)
             .map_err(|e| e.to_string())?;
-        let model: Presentation = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{PRESENTATION}: {e}"))?;
+        let model: Presentation =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{PRESENTATION}: {e}"))?;
         Ok(folder::folder_paths(model))
     } else {
         folder::read_model(&files, source).map_err(|e| e.to_string())

@@ -133,9 +133,8 @@ const KINDS: &[(&str, RouteKind, &str, CachePolicy)] = {
 /// the origin does not serve.
 pub fn media_kind(name: &str) -> Option<MediaKind> {
     let (stem, ext) = name.rsplit_once('.')?;
-    let &(_, kind, content_type, cache) = KINDS
-        .iter()
-        .find(|(e, ..)| e.eq_ignore_ascii_case(ext))?;
+    let &(_, kind, content_type, cache) =
+        KINDS.iter().find(|(e, ..)| e.eq_ignore_ascii_case(ext))?;
     // Init segments go by many names (`init.mp4`, ffmpeg's `init_0.mp4` and
     // `init-stream0.m4s`, Shaka's `video_init.mp4`); the kind only labels metrics.
     let bmff = content_type.ends_with("mp4") || content_type == "video/iso.segment";
@@ -186,15 +185,45 @@ mod tests {
         let k = |n| media_kind(n).map(|k| (k.kind, k.content_type, k.cache));
         let (manifest, immutable) = (CachePolicy::Manifest, CachePolicy::Immutable);
         let rows = [
-            ("master.m3u8", RouteKind::Manifest, "application/vnd.apple.mpegurl", manifest),
-            ("0.m3u8", RouteKind::Manifest, "application/vnd.apple.mpegurl", manifest),
-            ("manifest.mpd", RouteKind::Manifest, "application/dash+xml", manifest),
+            (
+                "master.m3u8",
+                RouteKind::Manifest,
+                "application/vnd.apple.mpegurl",
+                manifest,
+            ),
+            (
+                "0.m3u8",
+                RouteKind::Manifest,
+                "application/vnd.apple.mpegurl",
+                manifest,
+            ),
+            (
+                "manifest.mpd",
+                RouteKind::Manifest,
+                "application/dash+xml",
+                manifest,
+            ),
             ("init.mp4", RouteKind::Init, "video/mp4", immutable),
             ("init_0.mp4", RouteKind::Init, "video/mp4", immutable),
-            ("init-stream0.m4s", RouteKind::Init, "video/iso.segment", immutable),
-            ("manifest-stream0.mp4", RouteKind::Segment, "video/mp4", immutable),
+            (
+                "init-stream0.m4s",
+                RouteKind::Init,
+                "video/iso.segment",
+                immutable,
+            ),
+            (
+                "manifest-stream0.mp4",
+                RouteKind::Segment,
+                "video/mp4",
+                immutable,
+            ),
             ("7.m4s", RouteKind::Segment, "video/iso.segment", immutable),
-            ("chunk-stream0-00001.m4s", RouteKind::Segment, "video/iso.segment", immutable),
+            (
+                "chunk-stream0-00001.m4s",
+                RouteKind::Segment,
+                "video/iso.segment",
+                immutable,
+            ),
             ("0_000.ts", RouteKind::Segment, "video/mp2t", immutable),
             ("SEG.TS", RouteKind::Segment, "video/mp2t", immutable),
             ("a.aac", RouteKind::Segment, "audio/aac", immutable),
@@ -205,14 +234,36 @@ mod tests {
             ("a.ac3", RouteKind::Segment, "audio/ac3", immutable),
             ("a.ec3", RouteKind::Segment, "audio/eac3", immutable),
             ("a.mp3", RouteKind::Segment, "audio/mpeg", immutable),
-            ("s.vtt", RouteKind::Segment, "text/vtt; charset=utf-8", immutable),
-            ("s.webvtt", RouteKind::Segment, "text/vtt; charset=utf-8", immutable),
-            ("k.key", RouteKind::Other, "application/octet-stream", manifest),
+            (
+                "s.vtt",
+                RouteKind::Segment,
+                "text/vtt; charset=utf-8",
+                immutable,
+            ),
+            (
+                "s.webvtt",
+                RouteKind::Segment,
+                "text/vtt; charset=utf-8",
+                immutable,
+            ),
+            (
+                "k.key",
+                RouteKind::Other,
+                "application/octet-stream",
+                manifest,
+            ),
         ];
         for (name, kind, content_type, cache) in rows {
             assert_eq!(k(name), Some((kind, content_type, cache)), "{name}");
         }
-        for unserved in ["presentation.json", "m4s", "notes.txt", "subs.srt", "movie.mov", "x."] {
+        for unserved in [
+            "presentation.json",
+            "m4s",
+            "notes.txt",
+            "subs.srt",
+            "movie.mov",
+            "x.",
+        ] {
             assert_eq!(k(unserved), None, "{unserved}");
         }
     }

@@ -547,7 +547,11 @@ async fn steered_manifests_are_kept_until_the_asset_changes() {
     let on_disk = std::fs::read_to_string(asset.join("master.m3u8")).unwrap();
     let (_, edited) = get("master.m3u8").await;
     let variants = on_disk.matches("#EXT-X-STREAM-INF").count();
-    assert_eq!(edited.matches("#EXT-X-STREAM-INF").count(), variants, "{edited}");
+    assert_eq!(
+        edited.matches("#EXT-X-STREAM-INF").count(),
+        variants,
+        "{edited}"
+    );
     assert!(
         edited.contains("PATHWAY-ID=\"e1\"\nhttp://127.0.0.1:1/vod/sample/270p-300k/index.m3u8\n"),
         "{edited}"

@@ -7,7 +7,7 @@
 //! by offset through a read-ahead buffer of [`READ_AHEAD`] bytes. A 2 GB file therefore
 //! costs its index (about 32 bytes per sample) plus one buffer, never its size.
 
-mod boxes;
+pub(crate) mod boxes;
 mod tables;
 
 use std::fs::File;

@@ -48,8 +48,7 @@ pub async fn vod(
         .library()
         .resolve(&components)
         .ok_or(OriginError::InvalidPath)?;
-    if let (Some(steering), Some(protocol)) = (state.steering(), manifest_protocol(&components))
-    {
+    if let (Some(steering), Some(protocol)) = (state.steering(), manifest_protocol(&components)) {
         return steered_manifest(
             &state,
             steering,
@@ -122,7 +121,8 @@ async fn steered_manifest(
         }
         false => None,
     };
-    let unchanged = |file: StoredFile| respond_file(file, kind.content_type(), kind.cache, method, headers);
+    let unchanged =
+        |file: StoredFile| respond_file(file, kind.content_type(), kind.cache, method, headers);
     let from = model.as_ref().unwrap_or(&file);
     let source = SourceVersion {
         etag: from.etag.clone(),

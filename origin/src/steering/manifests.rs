@@ -271,7 +271,10 @@ mod tests {
             path: "hls/main.m3u8",
         };
         let text = write_vod(source, d(), SteeringProtocol::Hls).unwrap();
-        assert!(text.contains("\nhttp://10.0.0.2:8081/cdn/vod/a/hls/v/0.m3u8\n"), "{text}");
+        assert!(
+            text.contains("\nhttp://10.0.0.2:8081/cdn/vod/a/hls/v/0.m3u8\n"),
+            "{text}"
+        );
         let media = VodSource::Text {
             text: "#EXTM3U\n#EXTINF:2,\na.ts\n",
             path: "a.m3u8",
