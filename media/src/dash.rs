@@ -787,6 +787,21 @@ mod tests {
             r#"<SegmentList><SegmentURL mediaRange="0-9"/><SegmentURL mediaRange="10-19"/></SegmentList>"#,
         );
         assert!(parse_mpd(&no_durations, "http://h/m.mpd", 0.0).is_err());
+        // Nominal durations end with the presentation (10 s): the last segment is cut to
+        // it, and one listed past it (ffmpeg's last audio frame) is not part of it.
+        let past_the_end = single_file_mpd(
+            r#"<SegmentList timescale="1000" duration="4000">
+     <SegmentURL mediaRange="0-9"/><SegmentURL mediaRange="10-19"/>
+     <SegmentURL mediaRange="20-29"/><SegmentURL mediaRange="30-39"/>
+    </SegmentList>"#,
+        );
+        let p = parse_mpd(&past_the_end, "http://h/m.mpd", 0.0).unwrap();
+        let times: Vec<(f64, f64)> = p.renditions[0]
+            .segments
+            .iter()
+            .map(|s| (s.start, s.duration))
+            .collect();
+        assert_eq!(times, [(0.0, 4.0), (4.0, 4.0), (8.0, 2.0)]);
     }
 
     #[test]

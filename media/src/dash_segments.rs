@@ -265,6 +265,7 @@ fn located(
 fn list_addressing(list: &SegmentList, ctx: &Context<'_>) -> Result<Addressing> {
     let timescale = list.timescale.unwrap_or(1).max(1);
     let mut times: Vec<(u64, u64)> = Vec::new();
+    let mut clipped = false;
     match (&list.SegmentTimeline, list.duration) {
         (Some(timeline), _) => {
             let end = ctx
@@ -276,9 +277,17 @@ fn list_addressing(list: &SegmentList, ctx: &Context<'_>) -> Result<Addressing> 
             })?;
         }
         (None, Some(d)) if d > 0 => {
+            // Nominal durations: the last one ends with the presentation, and a segment
+            // that would start at or after its end is not part of it (§5.3.9.5.3; ffmpeg
+            // lists the last audio frame as a segment of its own past the end).
+            let end = ctx
+                .presentation_duration
+                .map_or(u64::MAX, |p| (p * timescale as f64).round() as u64);
             times = (0..list.segment_urls.len() as u64)
-                .map(|k| (k * d, d))
+                .map(|k| (k * d, d.min(end.saturating_sub(k * d))))
+                .take_while(|(time, d)| *time == 0 || (*time < end && *d > 0))
                 .collect();
+            clipped = times.len() < list.segment_urls.len();
         }
         (None, _) if list.segment_urls.len() <= 1 => {
             let whole = ctx.presentation_duration.unwrap_or(0.0) * timescale as f64;
@@ -291,7 +300,7 @@ fn list_addressing(list: &SegmentList, ctx: &Context<'_>) -> Result<Addressing> 
             )));
         }
     }
-    if times.len() < list.segment_urls.len() {
+    if times.len() < list.segment_urls.len() && !clipped {
         return Err(MediaError::Dash(format!(
             "representation {}: {} SegmentURLs but {} durations",
             ctx.id,
