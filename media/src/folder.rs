@@ -372,10 +372,11 @@ fn describe_from_init(files: &dyn AssetFiles, r: &mut Rendition) -> Result<()> {
                 .collect(),
         );
     }
-    if r.media_type == MediaType::Video && r.width.is_none() {
-        if let Some((w, h)) = track.display_dimensions() {
-            (r.width, r.height) = (Some(w), Some(h));
-        }
+    if r.media_type == MediaType::Video
+        && r.width.is_none()
+        && let Some((w, h)) = track.display_dimensions()
+    {
+        (r.width, r.height) = (Some(w), Some(h));
     }
     if r.media_type == MediaType::Audio && r.sample_rate.is_none() {
         r.sample_rate = track
