@@ -427,7 +427,7 @@ fn rewrite_fragment(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use mp4_atom::{Mdat, Mfhd, Sidx, Styp, Tfdt, Tfhd, Traf, Trun, TrunEntry};
 
@@ -442,11 +442,9 @@ mod tests {
         }
     }
 
-    /// A segment as ffmpeg writes one: `styp`, `sidx`, then fragments of one track (id 1)
-    /// whose samples (`durations`, each of 10 + index bytes) follow each moof; with `base`,
-    /// the data is addressed by an explicit base data offset as if the segment started at
-    /// byte `base` of its file, else from the moof.
-    fn segment(fragments: &[(u64, &[u32])], base: Option<u64>) -> Vec<u8> {
+    /// What ffmpeg writes before a segment's fragments: `styp` and a `sidx` (of no
+    /// references: the reader never looks into it) at `time` in `timescale`.
+    pub(crate) fn ffmpeg_prefix(timescale: u32, time: u64) -> Vec<u8> {
         let mut out = Vec::new();
         Styp {
             major_brand: b"msdh".into(),
@@ -457,13 +455,22 @@ mod tests {
         .unwrap();
         Sidx {
             reference_id: 1,
-            timescale: 1000,
-            earliest_presentation_time: fragments[0].0,
+            timescale,
+            earliest_presentation_time: time,
             first_offset: 0,
             references: Vec::new(),
         }
         .encode(&mut out)
         .unwrap();
+        out
+    }
+
+    /// A segment as ffmpeg writes one: `styp`, `sidx`, then fragments of one track (id 1)
+    /// whose samples (`durations`, each of 10 + index bytes) follow each moof; with `base`,
+    /// the data is addressed by an explicit base data offset as if the segment started at
+    /// byte `base` of its file, else from the moof.
+    fn segment(fragments: &[(u64, &[u32])], base: Option<u64>) -> Vec<u8> {
+        let mut out = ffmpeg_prefix(1000, fragments[0].0);
         for (i, (tfdt, durations)) in fragments.iter().enumerate() {
             let data: Vec<u8> = (0..durations.len())
                 .flat_map(|k| vec![k as u8 + 1; 10 + k])

@@ -269,26 +269,14 @@ pub fn parse_multivariant(text: &str, base: &str) -> Result<Presentation> {
             continue;
         }
         let Some(uri) = &alt.uri else { continue };
+        let id = if alt.name.is_empty() {
+            format!("a{i}")
+        } else {
+            alt.name.clone()
+        };
         renditions.push(Rendition {
-            id: if alt.name.is_empty() {
-                format!("a{i}")
-            } else {
-                alt.name.clone()
-            },
             media_type: MediaType::Audio,
-            bandwidth_peak: 0,
-            bandwidth_avg: 0,
-            width: None,
-            height: None,
-            frame_rate: None,
-            codecs: Codecs::default(),
-            sample_rate: None,
-            init_uri: None,
-            init_range: None,
-            container: Container::Fmp4,
-            playlist_uri: Some(resolve_uri(base, uri)?),
-            segment_index: None,
-            segments: Vec::new(),
+            ..Rendition::of_media_playlist(&id, &resolve_uri(base, uri)?)
         });
     }
     if renditions.is_empty() {

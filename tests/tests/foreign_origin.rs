@@ -8,19 +8,19 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_rules::{Clock, ManualClock};
 use media::fragments::track_runs;
 use media::hls;
 use origin::library::Library;
 use origin::live::{DEFAULT_AVAILABILITY_START, LiveChannels, LiveConfig};
-use player::session::{self, End, NoObserver, SessionConfig, SessionReport};
+use player::session::{End, SessionReport};
 use rivulet_tests::foreign::foreign_content;
 use rivulet_tests::{
-    ffmpeg_decode, start_edge, start_live_origin_on, start_origin, start_steered_origin,
+    ffmpeg_decode, get_text, play_for, start_edge, start_live_origin_on, start_origin,
+    start_steered_origin, wait_until_edges_usable,
 };
-use tokio_util::sync::CancellationToken;
 
 fn packaged() -> PathBuf {
     foreign_content(Path::new(env!("CARGO_TARGET_TMPDIR")))
@@ -119,14 +119,7 @@ async fn every_form_is_listed_and_every_file_served_with_its_type() {
     }
     let origin = start_origin(lib.path()).await.unwrap();
     let client = reqwest::Client::new();
-    let index = client
-        .get(format!("http://{origin}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let index = get_text(&client, &format!("http://{origin}/")).await;
     for (asset, manifest, _) in FORMS {
         // Its row: the real manifest linked, the duration, the renditions.
         let row = index
@@ -162,15 +155,7 @@ async fn every_form_is_listed_and_every_file_served_with_its_type() {
 }
 
 async fn play(url: &str) -> SessionReport {
-    let mut config = SessionConfig::new(url.parse().unwrap());
-    config.duration_s = Some(60.0);
-    let client = session::http_client(6).unwrap();
-    let stop = CancellationToken::new();
-    let run = session::run(&client, &config, &NoObserver, &stop);
-    tokio::time::timeout(Duration::from_secs(90), run)
-        .await
-        .expect("10 s of video plays in well under 90 s")
-        .unwrap_or_else(|e| panic!("{url}: {e}"))
+    play_for(url, 60.0).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,27 +236,6 @@ async fn raw_status(origin: SocketAddr, path: &str) -> String {
     String::from_utf8_lossy(&head[9..12]).into_owned()
 }
 
-/// Waits until the steering origin's probes have found every edge usable.
-async fn wait_until_usable(origin: SocketAddr, edges: usize) {
-    let url = format!("http://{origin}/steering/status");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
-        let status: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let usable = status["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["usable"] == true)
-            .count();
-        if usable == edges {
-            return;
-        }
-        assert!(Instant::now() < deadline, "edges never usable: {status:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steering_sends_players_of_ffmpeg_assets_through_two_edges() {
     let lib = library();
@@ -282,13 +246,13 @@ async fn steering_sends_players_of_ffmpeg_assets_through_two_edges() {
     let steering = start_steered_origin(lib.path(), &edges, Duration::from_secs(1))
         .await
         .unwrap();
-    wait_until_usable(steering, 2).await;
+    wait_until_edges_usable(steering, 2).await;
     for (asset, manifest) in [
         ("hls_fmp4", "master.m3u8"),
         ("dash_timeline", "manifest.mpd"),
     ] {
         let url = format!("http://{steering}/vod/{asset}/{manifest}");
-        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        let text = get_text(&reqwest::Client::new(), &url).await;
         for (name, addr) in edges {
             assert!(text.contains(name), "{url} names pathway {name}:\n{text}");
             assert!(
@@ -321,6 +285,16 @@ async fn steering_sends_players_of_ffmpeg_assets_through_two_edges() {
     }
 }
 
+/// The multivariant playlist of live channel `channel` on `host`, read.
+async fn live_master(
+    client: &reqwest::Client,
+    host: SocketAddr,
+    channel: &str,
+) -> media::Presentation {
+    let url = format!("http://{host}/live/{channel}/master.m3u8");
+    hls::parse_multivariant(&get_text(client, &url).await, &url).unwrap()
+}
+
 fn unix(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
 }
@@ -346,20 +320,11 @@ async fn a_live_channel_loops_an_ffmpeg_packaged_asset() {
         .unwrap();
     let client = reqwest::Client::new();
     for (channel, renditions) in [("hls", 3), ("dash", 3), ("ranges", 1)] {
-        let master_url = format!("http://{host}/live/{channel}/master.m3u8");
-        let master = client
-            .get(&master_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let presentation = hls::parse_multivariant(&master, &master_url).unwrap();
-        assert_eq!(presentation.renditions.len(), renditions, "{master}");
+        let presentation = live_master(&client, host, channel).await;
+        assert_eq!(presentation.renditions.len(), renditions, "{channel}");
         for rendition in &presentation.renditions {
             let url = rendition.playlist_uri.clone().unwrap();
-            let text = client.get(&url).send().await.unwrap().text().await.unwrap();
+            let text = get_text(&client, &url).await;
             let playlist = hls::parse_media_playlist(&text, &url).unwrap();
             // 30 s of 2 s segments over a 10 s asset: the window crosses loop seams.
             assert!(playlist.segments.len() >= 14, "{text}");
@@ -409,28 +374,11 @@ async fn a_live_channel_loops_an_ffmpeg_packaged_asset() {
         result.unwrap();
     }
     // The clock moves on: the window with it.
-    let master_url = format!("http://{host}/live/hls/master.m3u8");
-    let master = client
-        .get(&master_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let presentation = hls::parse_multivariant(&master, &master_url).unwrap();
+    let presentation = live_master(&client, host, "hls").await;
     let url = presentation.renditions[0].playlist_uri.clone().unwrap();
-    let before = hls::parse_media_playlist(
-        &client.get(&url).send().await.unwrap().text().await.unwrap(),
-        &url,
-    )
-    .unwrap();
+    let before = hls::parse_media_playlist(&get_text(&client, &url).await, &url).unwrap();
     clock.advance(Duration::from_secs(4));
-    let after = hls::parse_media_playlist(
-        &client.get(&url).send().await.unwrap().text().await.unwrap(),
-        &url,
-    )
-    .unwrap();
+    let after = hls::parse_media_playlist(&get_text(&client, &url).await, &url).unwrap();
     assert_eq!(
         after.segments.last().unwrap().number,
         before.segments.last().unwrap().number + 2

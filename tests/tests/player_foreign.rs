@@ -10,12 +10,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use player::session::{self, End, ErrorKind, NoObserver, SessionConfig, SessionReport};
+use player::session::{End, ErrorKind, SessionReport};
 use rivulet_tests::foreign::foreign_content;
-use rivulet_tests::start_origin;
-use tokio_util::sync::CancellationToken;
+use rivulet_tests::{play_for, start_origin};
 
 /// The video segments of every packaged form: 10 s in 2 s segments.
 const SEGMENTS: usize = 5;
@@ -42,15 +40,7 @@ fn library() -> tempfile::TempDir {
 }
 
 async fn play(url: String) -> SessionReport {
-    let mut config = SessionConfig::new(url.parse().unwrap());
-    config.duration_s = Some(60.0);
-    let client = session::http_client(6).unwrap();
-    let stop = CancellationToken::new();
-    let run = session::run(&client, &config, &NoObserver, &stop);
-    tokio::time::timeout(Duration::from_secs(90), run)
-        .await
-        .expect("10 s of video plays in well under 90 s")
-        .unwrap_or_else(|e| panic!("{url}: {e}"))
+    play_for(&url, 60.0).await
 }
 
 /// Played to the end, every segment there and checked, nothing failed.

@@ -1,11 +1,10 @@
 #![allow(clippy::unwrap_used)]
-use mp4_atom::{Encode, Sidx, Styp};
-
 use super::*;
 use crate::cmaf::{
     AudioTrack, Sample, VideoTrack, audio_init_segment, media_segment, video_init_segment,
 };
 use crate::folder::tests::Memory;
+use crate::fragments::tests::ffmpeg_prefix;
 use crate::{Codecs, dash, hls};
 
 const START: f64 = 1_000.0;
@@ -27,23 +26,7 @@ fn samples(count: usize, duration: u32) -> Vec<Sample> {
 
 /// `styp` and `sidx` before the fragment, as ffmpeg writes its segments.
 fn as_ffmpeg_writes(segment: Vec<u8>, timescale: u32, time: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    Styp {
-        major_brand: b"msdh".into(),
-        minor_version: 0,
-        compatible_brands: vec![b"msdh".into()],
-    }
-    .encode(&mut out)
-    .unwrap();
-    Sidx {
-        reference_id: 1,
-        timescale,
-        earliest_presentation_time: time,
-        first_offset: 0,
-        references: Vec::new(),
-    }
-    .encode(&mut out)
-    .unwrap();
+    let mut out = ffmpeg_prefix(timescale, time);
     out.extend(segment);
     out
 }
