@@ -1,11 +1,11 @@
-//! CMAF (ISO/IEC 23000-19) fragmented MP4: init segments, media segments, and re-timing a
-//! media segment for its place on a live timeline.
+//! CMAF (ISO/IEC 23000-19) fragmented MP4: init segments and media segments (re-timing any
+//! writer's segments is [`crate::fragments`]).
 
 use mp4_atom::{
-    Audio, Avc1, Avcc, Codec, Decode, Dinf, Dref, Edts, Elst, ElstEntry, Encode, Esds, Ftyp, Hdlr,
-    Mdat, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz,
-    Stts, Styp, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual,
-    Vmhd, esds,
+    Audio, Avc1, Avcc, Codec, Dinf, Dref, Edts, Elst, ElstEntry, Encode, Esds, Ftyp, Hdlr, Mdat,
+    Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts,
+    Styp, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd,
+    esds,
 };
 
 use crate::{MediaError, Result};
@@ -391,94 +391,31 @@ pub struct SegmentInfo {
     pub first_sample_sync: bool,
 }
 
-/// Reads the timing of a media segment (one track), for tests and live re-timing.
+/// Reads the timing of a media segment's first track (its first fragment), for tests: any
+/// writer's segments, `sidx` and all.
 pub fn inspect_segment(bytes: &[u8]) -> Result<SegmentInfo> {
-    let (_, moof, _) = split_segment(bytes)?;
-    let traf = moof
-        .traf
+    let runs = crate::fragments::track_runs(bytes, 0, &[])?;
+    let first = runs
         .first()
         .ok_or_else(|| MediaError::Invalid("moof without traf".into()))?;
-    let default_duration = traf.tfhd.default_sample_duration.unwrap_or(0);
-    let mut sample_count = 0;
-    let mut duration = 0u64;
-    let mut first_sample_sync = false;
-    for trun in &traf.trun {
-        for (i, entry) in trun.samples.iter().enumerate() {
-            if sample_count == 0 && i == 0 {
-                let flags = entry.flags.or(traf.tfhd.default_sample_flags).unwrap_or(0);
-                first_sample_sync = flags & 0x0001_0000 == 0;
-            }
-            sample_count += 1;
-            duration += u64::from(entry.duration.unwrap_or(default_duration));
-        }
-    }
+    let mine: Vec<&crate::fragments::TrackRun> = runs
+        .iter()
+        .filter(|r| r.track_id == first.track_id)
+        .collect();
     Ok(SegmentInfo {
-        sequence: moof.mfhd.sequence_number,
-        base_decode_time: traf.tfdt.as_ref().map_or(0, |t| t.base_media_decode_time),
-        sample_count,
-        duration,
-        first_sample_sync,
+        sequence: first.sequence,
+        base_decode_time: first.base_decode_time,
+        sample_count: mine.iter().map(|r| r.durations.len()).sum(),
+        duration: mine.last().map_or(0, |r| r.end()) - first.base_decode_time,
+        first_sample_sync: first.first_sync,
     })
-}
-
-fn split_segment(bytes: &[u8]) -> Result<(Option<Styp>, Moof, Mdat)> {
-    let mut buf = bytes;
-    let mut styp = None;
-    let mut moof = None;
-    let mut mdat = None;
-    while !buf.is_empty() {
-        match mp4_atom::Any::decode(&mut buf)? {
-            mp4_atom::Any::Styp(s) => styp = Some(s),
-            mp4_atom::Any::Moof(m) if moof.is_none() => moof = Some(m),
-            mp4_atom::Any::Mdat(m) if mdat.is_none() => mdat = Some(m),
-            other => {
-                return Err(MediaError::Invalid(format!(
-                    "unexpected box {:?} in a single-fragment segment",
-                    other.kind()
-                )));
-            }
-        }
-    }
-    match (moof, mdat) {
-        (Some(moof), Some(mdat)) => Ok((styp, moof, mdat)),
-        _ => Err(MediaError::Invalid("segment lacks moof or mdat".into())),
-    }
-}
-
-/// Re-times a media segment for its place on another timeline: sets the `mfhd` sequence
-/// number and the `tfdt` base media decode time, keeping every sample byte. The segment's
-/// `trun` data offset is recomputed, since `tfdt` may grow from version 0 to version 1.
-pub fn retime_segment(bytes: &[u8], sequence: u32, base_decode_time: u64) -> Result<Vec<u8>> {
-    let (styp, mut moof, mdat) = split_segment(bytes)?;
-    moof.mfhd.sequence_number = sequence;
-    for traf in &mut moof.traf {
-        traf.tfdt = Some(Tfdt {
-            base_media_decode_time: base_decode_time,
-        });
-    }
-    let mut probe = Vec::new();
-    moof.encode(&mut probe)?;
-    let offset =
-        i32::try_from(probe.len() + 8).map_err(|_| MediaError::Invalid("moof too large".into()))?;
-    for traf in &mut moof.traf {
-        for trun in &mut traf.trun {
-            if trun.data_offset.is_some() {
-                trun.data_offset = Some(offset);
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(bytes.len() + 8);
-    if let Some(styp) = styp {
-        styp.encode(&mut out)?;
-    }
-    moof.encode(&mut out)?;
-    mdat.encode(&mut out)?;
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use mp4_atom::Decode;
+
     use super::*;
 
     fn samples(n: usize) -> Vec<Sample> {
@@ -514,26 +451,6 @@ mod tests {
         s[0].sync = false;
         assert!(media_segment(1, 0, &s).is_err());
         assert!(media_segment(1, 0, &[]).is_err());
-    }
-
-    #[test]
-    fn retime_keeps_samples_and_moves_time_forward() {
-        let seg = media_segment(1, 0, &samples(60)).unwrap();
-        let big = 1u64 << 40; // forces a 64-bit tfdt
-        let moved = retime_segment(&seg, 1234, big).unwrap();
-        let info = inspect_segment(&moved).unwrap();
-        assert_eq!((info.sequence, info.base_decode_time), (1234, big));
-        assert_eq!(info.sample_count, 60);
-        let (_, moof, mdat) = split_segment(&moved).unwrap();
-        let (_, _, original) = split_segment(&seg).unwrap();
-        assert_eq!(mdat.data, original.data);
-        // The data offset still points at mdat's payload.
-        let mut probe = Vec::new();
-        moof.encode(&mut probe).unwrap();
-        assert_eq!(
-            moof.traf[0].trun[0].data_offset,
-            Some(probe.len() as i32 + 8)
-        );
     }
 
     #[test]

@@ -216,6 +216,20 @@ fn finish(mut mpd: MPD, delivery: &Delivery) -> String {
     };
     // dash-mpd-core has no MPD-level ContentSteering: it is written here, before the first
     // Period as the schema orders it.
+    match text.find("<Period") {
+        Some(at) => format!(
+            "{}{}{}",
+            &text[..at],
+            content_steering_element(steering),
+            &text[at..]
+        ),
+        None => text,
+    }
+}
+
+/// The MPD-level `ContentSteering` element naming `steering`'s server (DASH-IF CTS 00100
+/// §4).
+fn content_steering_element(steering: &SteeringServer) -> String {
     let mut element = String::from("<ContentSteering");
     if let Some(id) = &steering.default_pathway {
         element.push_str(&format!(
@@ -228,10 +242,144 @@ fn finish(mut mpd: MPD, delivery: &Delivery) -> String {
         steering.query_before_start,
         quick_xml::escape::escape(steering.uri.as_str())
     ));
-    match text.find("<Period") {
-        Some(at) => format!("{}{element}{}", &text[..at], &text[at..]),
-        None => text,
+    element
+}
+
+/// Byte spans of an MPD's text that [`steer_mpd`] edits.
+#[derive(Debug, Default)]
+struct MpdLayout {
+    /// Just past the `MPD` start tag.
+    after_mpd_tag: usize,
+    /// Just past the last `ProgramInformation` child of MPD, if any.
+    after_program_information: Option<usize>,
+    /// MPD-level `BaseURL` elements (start, end) and their text.
+    base_urls: Vec<(usize, usize, String)>,
+    /// MPD-level `ContentSteering` elements (start, end).
+    steering: Vec<(usize, usize)>,
+    /// Where the first `Period` starts.
+    first_period: Option<usize>,
+}
+
+fn mpd_layout(text: &str) -> Result<MpdLayout> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut layout = MpdLayout::default();
+    let mut depth = 0usize;
+    let position = |reader: &quick_xml::Reader<&[u8]>| {
+        usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX)
+    };
+    loop {
+        let start = position(&reader);
+        match reader.read_event().map_err(dash_error)? {
+            Event::Start(e) if depth == 1 => {
+                // MPD's children: the ones edited are read whole here, the rest entered.
+                match e.local_name().as_ref() {
+                    "BaseURL" => {
+                        let raw = reader.read_text(e.name()).map_err(dash_error)?;
+                        let url = quick_xml::escape::unescape(&raw).map_err(dash_error)?;
+                        layout
+                            .base_urls
+                            .push((start, position(&reader), url.into_owned()));
+                    }
+                    "ContentSteering" => {
+                        reader.read_to_end(e.name()).map_err(dash_error)?;
+                        layout.steering.push((start, position(&reader)));
+                    }
+                    "ProgramInformation" => {
+                        reader.read_to_end(e.name()).map_err(dash_error)?;
+                        layout.after_program_information = Some(position(&reader));
+                    }
+                    name => {
+                        if name == "Period" && layout.first_period.is_none() {
+                            layout.first_period = Some(start);
+                        }
+                        depth += 1;
+                    }
+                }
+            }
+            Event::Start(_) => {
+                if depth == 0 {
+                    layout.after_mpd_tag = position(&reader);
+                }
+                depth += 1;
+            }
+            Event::Empty(e) if depth == 1 => {
+                let end = position(&reader);
+                match e.local_name().as_ref() {
+                    "BaseURL" => layout.base_urls.push((start, end, String::new())),
+                    "ContentSteering" => layout.steering.push((start, end)),
+                    "ProgramInformation" => layout.after_program_information = Some(end),
+                    "Period" if layout.first_period.is_none() => layout.first_period = Some(start),
+                    _ => {}
+                }
+            }
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Eof => break,
+            _ => {}
+        }
     }
+    if layout.after_mpd_tag == 0 {
+        return Err(MediaError::Dash("no MPD element".into()));
+    }
+    Ok(layout)
+}
+
+/// An MPD someone else wrote (`text`, served as `manifest`: its path under each pathway's
+/// base) edited for content steering, every other byte as it was: one MPD-level
+/// `BaseURL serviceLocation` per pathway of `delivery` (where the MPD's own first
+/// MPD-level `BaseURL`, or the MPD's folder, is on that pathway; deeper `BaseURL`s and
+/// templates resolve against it as before), in place of the MPD-level `BaseURL`s it had,
+/// and a `ContentSteering` element naming the steering server in place of any it had
+/// (DASH-IF CTS 00100).
+pub fn steer_mpd(text: &str, manifest: &str, delivery: &Delivery) -> Result<String> {
+    dash_mpd_core::parse(text).map_err(dash_error)?;
+    let layout = mpd_layout(text)?;
+    let own_base = layout
+        .base_urls
+        .first()
+        .map_or("./", |(_, _, url)| url.trim());
+    let mut base_urls = String::new();
+    for pathway in &delivery.pathways {
+        let url = resolve_uri(&resolve_uri(&pathway.base, manifest)?, own_base)?;
+        base_urls.push_str(&format!(
+            "<BaseURL serviceLocation=\"{}\">{}</BaseURL>",
+            quick_xml::escape::escape(pathway.id.as_str()),
+            quick_xml::escape::escape(url.as_str())
+        ));
+    }
+    let base_at = layout
+        .base_urls
+        .first()
+        .map(|(start, ..)| *start)
+        .or(layout.after_program_information)
+        .unwrap_or(layout.after_mpd_tag);
+    // Insertions (at, text) and removals (from, to), applied in order of position.
+    let mut edits: Vec<(usize, usize, String)> = vec![(base_at, base_at, base_urls)];
+    if let Some(steering) = &delivery.steering {
+        let at = layout.first_period.unwrap_or(text.len());
+        edits.push((at, at, content_steering_element(steering)));
+    }
+    edits.extend(
+        layout
+            .base_urls
+            .iter()
+            .map(|(a, b, _)| (*a, *b, String::new())),
+    );
+    edits.extend(layout.steering.iter().map(|(a, b)| (*a, *b, String::new())));
+    edits.sort_by_key(|(from, to, _)| (*from, *to));
+    let mut out = String::with_capacity(text.len() + 512);
+    let mut at = 0;
+    for (from, to, insert) in edits {
+        let from = from.max(at);
+        out.push_str(
+            text.get(at..from)
+                .ok_or_else(|| MediaError::Dash("bad offsets".into()))?,
+        );
+        out.push_str(&insert);
+        at = to.max(from);
+    }
+    out.push_str(&text[at..]);
+    Ok(out)
 }
 
 /// An MPD serialised with its XML declaration.
@@ -675,6 +823,21 @@ mod tests {
             r#"<SegmentList><SegmentURL mediaRange="0-9"/><SegmentURL mediaRange="10-19"/></SegmentList>"#,
         );
         assert!(parse_mpd(&no_durations, "http://h/m.mpd", 0.0).is_err());
+        // Nominal durations end with the presentation (10 s): the last segment is cut to
+        // it, and one listed past it (ffmpeg's last audio frame) is not part of it.
+        let past_the_end = single_file_mpd(
+            r#"<SegmentList timescale="1000" duration="4000">
+     <SegmentURL mediaRange="0-9"/><SegmentURL mediaRange="10-19"/>
+     <SegmentURL mediaRange="20-29"/><SegmentURL mediaRange="30-39"/>
+    </SegmentList>"#,
+        );
+        let p = parse_mpd(&past_the_end, "http://h/m.mpd", 0.0).unwrap();
+        let times: Vec<(f64, f64)> = p.renditions[0]
+            .segments
+            .iter()
+            .map(|s| (s.start, s.duration))
+            .collect();
+        assert_eq!(times, [(0.0, 4.0), (4.0, 4.0), (8.0, 2.0)]);
     }
 
     #[test]
@@ -715,6 +878,87 @@ mod tests {
         .replace("video/mp4", "video/mp2t");
         let p = parse_mpd(&mpd, "http://h/m.mpd", 0.0).unwrap();
         assert_eq!(p.renditions[0].container, Container::MpegTs);
+    }
+
+    /// ffmpeg's MPD head, with `extra` children of MPD before its Period.
+    fn foreign_mpd(extra: &str) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011" type="static" mediaPresentationDuration="PT4.0S" minBufferTime="PT4.0S">
+	<ProgramInformation>
+	</ProgramInformation>
+	{extra}
+	<ServiceDescription id="0">
+	</ServiceDescription>
+	<Period id="0" start="PT0.0S">
+		<AdaptationSet id="0" contentType="video">
+			<Representation id="0" mimeType="video/mp4" codecs="avc1.64001e" bandwidth="792986" width="640" height="360">
+				<SegmentTemplate timescale="15360" initialization="init-stream$RepresentationID$.m4s" media="chunk-stream$RepresentationID$-$Number%05d$.m4s" startNumber="1">
+					<SegmentTimeline><S t="0" d="30720" r="1" /></SegmentTimeline>
+				</SegmentTemplate>
+			</Representation>
+		</AdaptationSet>
+	</Period>
+</MPD>
+"#
+        )
+    }
+
+    #[test]
+    fn a_foreign_mpd_is_steered_in_place() {
+        let delivery = two_edges("/steering/dash?start=1&x=1", true);
+        // (MPD-level extras, the folder the segments come from on a pathway)
+        let rows = [
+            ("", "vod/sample/dash/"),
+            (
+                "<BaseURL>media/</BaseURL><BaseURL>http://mirror.test/</BaseURL>",
+                "vod/sample/dash/media/",
+            ),
+            (
+                r#"<ContentSteering defaultServiceLocation="x">http://old.test/s</ContentSteering>"#,
+                "vod/sample/dash/",
+            ),
+        ];
+        for (extra, folder) in rows {
+            let text = foreign_mpd(extra);
+            let steered = steer_mpd(&text, "dash/stream.mpd", &delivery).unwrap();
+            assert!(
+                steered.contains("<ServiceDescription id=\"0\">\n\t</ServiceDescription>"),
+                "the rest as it was: {steered}"
+            );
+            assert!(
+                !steered.contains("old.test") && !steered.contains("mirror.test"),
+                "{steered}"
+            );
+            assert!(
+                steered.contains("queryBeforeStart=\"true\" clientRequirement=\"false\">/steering/dash?start=1&amp;x=1</ContentSteering><Period"),
+                "{steered}"
+            );
+            let p = parse_mpd(
+                &steered,
+                "http://origin.test/vod/sample/dash/stream.mpd",
+                0.0,
+            )
+            .unwrap();
+            assert_eq!(p.delivery.steering, delivery.steering, "{extra}");
+            let ids: Vec<&str> = p.delivery.pathways.iter().map(|p| p.id.as_str()).collect();
+            assert_eq!(ids, ["edge-1", "edge-2"]);
+            assert_eq!(
+                p.delivery.pathways[0].base,
+                format!("http://10.0.0.2:8081/{folder}")
+            );
+            let r = &p.renditions[0];
+            assert_eq!(
+                r.segments[1].uri,
+                format!("http://10.0.0.3:8081/{folder}chunk-stream0-00002.m4s"),
+                "on the default pathway"
+            );
+            assert_eq!(
+                r.init_uri.as_deref(),
+                Some(format!("http://10.0.0.3:8081/{folder}init-stream0.m4s").as_str())
+            );
+        }
+        assert!(steer_mpd("<html/>", "m.mpd", &delivery).is_err());
     }
 
     #[test]

@@ -337,6 +337,40 @@ fn located(
     Ok((uri, range.map(ByteRange::parse_first_last).transpose()?))
 }
 
+/// The runs of `count` segments of nominal duration `d` (`@duration`): the last ends with
+/// the presentation (`end`), and a segment that would start at or after it is not part of
+/// it (§5.3.9.5.3; ffmpeg lists the last audio frame as a segment of its own past the end).
+fn nominal_runs(d: u64, count: u64, end: Option<u64>) -> Vec<Run> {
+    let Some(end) = end else {
+        return vec![Run {
+            time: 0,
+            duration: d,
+            count,
+        }];
+    };
+    // Segments starting before the end; the first always counts.
+    let within = end.div_ceil(d).clamp(1, count.max(1)).min(count);
+    let whole = within.saturating_sub(1);
+    let last_start = whole.saturating_mul(d);
+    let last = d.min(end.saturating_sub(last_start));
+    let mut runs = Vec::with_capacity(2);
+    if whole > 0 {
+        runs.push(Run {
+            time: 0,
+            duration: d,
+            count: whole,
+        });
+    }
+    if within > 0 {
+        runs.push(Run {
+            time: last_start,
+            duration: if last > 0 { last } else { d },
+            count: 1,
+        });
+    }
+    runs
+}
+
 /// `SegmentList` (§5.3.9.3): one `SegmentURL` a segment, its `@media` (else the base URL)
 /// and `@mediaRange`; times from the `SegmentTimeline`, else `@duration`. Numbered from 1
 /// (dash-mpd-core does not read the list's `@startNumber`).
@@ -350,11 +384,7 @@ fn list_addressing(
     budget.ensure_room(count)?;
     let runs = match (&list.SegmentTimeline, list.duration) {
         (Some(timeline), _) => timeline_runs(timeline, end_ticks(ctx, timescale, 0), budget)?,
-        (None, Some(d)) if d > 0 => vec![Run {
-            time: 0,
-            duration: d,
-            count,
-        }],
+        (None, Some(d)) if d > 0 => nominal_runs(d, count, end_ticks(ctx, timescale, 0)),
         (None, _) if count <= 1 => {
             let whole = ctx.presentation_duration.unwrap_or(0.0) * timescale as f64;
             vec![Run {
@@ -371,7 +401,8 @@ fn list_addressing(
         }
     };
     let timed = runs.iter().map(|r| r.count).fold(0u64, u64::saturating_add);
-    if timed < count {
+    let clipped = list.SegmentTimeline.is_none() && list.duration.is_some_and(|d| d > 0);
+    if timed < count && !clipped {
         return Err(MediaError::Dash(format!(
             "representation {}: {count} SegmentURLs but {timed} durations",
             ctx.id

@@ -270,26 +270,14 @@ pub fn parse_multivariant(text: &str, base: &str) -> Result<Presentation> {
             continue;
         }
         let Some(uri) = &alt.uri else { continue };
+        let id = if alt.name.is_empty() {
+            format!("a{i}")
+        } else {
+            alt.name.clone()
+        };
         renditions.push(Rendition {
-            id: if alt.name.is_empty() {
-                format!("a{i}")
-            } else {
-                alt.name.clone()
-            },
             media_type: MediaType::Audio,
-            bandwidth_peak: 0,
-            bandwidth_avg: 0,
-            width: None,
-            height: None,
-            frame_rate: None,
-            codecs: Codecs::default(),
-            sample_rate: None,
-            init_uri: None,
-            init_range: None,
-            container: Container::Fmp4,
-            playlist_uri: Some(resolve_uri(base, uri)?),
-            segment_index: None,
-            segments: Vec::new(),
+            ..Rendition::of_media_playlist(&id, &resolve_uri(base, uri)?)
         });
     }
     if renditions.is_empty() {
@@ -404,22 +392,38 @@ fn parse_steering_tag(attributes: &str) -> Result<SteeringServer> {
 /// An attribute list (RFC 8216 §4.2): `NAME=value` pairs separated by commas, where a
 /// quoted string may hold commas. Quotes are removed.
 fn parse_attribute_list(text: &str) -> Result<Vec<(String, String)>> {
+    Ok(split_attribute_list(text)?
+        .into_iter()
+        .map(|(name, raw)| (name.to_string(), unquoted(raw).to_string()))
+        .collect())
+}
+
+/// A quoted-string attribute value without its quotes; any other value as it is.
+fn unquoted(raw: &str) -> &str {
+    raw.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(raw)
+}
+
+/// The `NAME=value` pairs of an attribute list, values as written (quotes kept).
+fn split_attribute_list(text: &str) -> Result<Vec<(&str, &str)>> {
     let mut out = Vec::new();
     let mut rest = text.trim();
     while !rest.is_empty() {
         let (name, after) = rest
             .split_once('=')
             .ok_or_else(|| MediaError::Hls(format!("bad attribute list {text:?}")))?;
-        let (value, after) = match after.strip_prefix('"') {
+        let value_len = match after.strip_prefix('"') {
             Some(quoted) => {
-                let end = quoted
+                quoted
                     .find('"')
-                    .ok_or_else(|| MediaError::Hls(format!("unclosed quote in {text:?}")))?;
-                (&quoted[..end], &quoted[end + 1..])
+                    .ok_or_else(|| MediaError::Hls(format!("unclosed quote in {text:?}")))?
+                    + 2
             }
-            None => after.split_at(after.find(',').unwrap_or(after.len())),
+            None => after.find(',').unwrap_or(after.len()),
         };
-        out.push((name.trim().to_string(), value.to_string()));
+        let (value, after) = after.split_at(value_len);
+        out.push((name.trim(), value));
         rest = after.trim_start();
         rest = match rest.strip_prefix(',') {
             Some(r) => r.trim_start(),
@@ -428,6 +432,99 @@ fn parse_attribute_list(text: &str) -> Result<Vec<(String, String)>> {
         };
     }
     Ok(out)
+}
+
+/// Tags of a multivariant playlist that describe one pathway's renditions: copied once per
+/// pathway by [`steer_multivariant`].
+const PATHWAY_TAGS: [&str; 4] = [
+    "#EXT-X-MEDIA:",
+    "#EXT-X-STREAM-INF:",
+    "#EXT-X-I-FRAME-STREAM-INF:",
+    "#EXT-X-IMAGE-STREAM-INF:",
+];
+/// Attributes naming a rendition group (§4.4.6.2), made one group per pathway.
+const GROUP_ATTRIBUTES: [&str; 5] = ["GROUP-ID", "AUDIO", "VIDEO", "SUBTITLES", "CLOSED-CAPTIONS"];
+
+/// A multivariant playlist someone else wrote (`text`, served as `manifest`: its path under
+/// each pathway's base) edited for content steering, every other line as it was: each
+/// `EXT-X-MEDIA`, variant and I-frame (or image) playlist is listed once per pathway of
+/// `delivery`, its URI made absolute under the pathway's base, with `PATHWAY-ID` on the
+/// variants and the groups renamed `{group}-{pathway}` (each pathway its own groups, as
+/// with [`write_multivariant`]); `EXT-X-CONTENT-STEERING` names the steering server in
+/// place of any the playlist had (rfc8216bis §4.4.6.6).
+pub fn steer_multivariant(text: &str, manifest: &str, delivery: &Delivery) -> Result<String> {
+    if !is_multivariant(text) {
+        return Err(MediaError::Hls("not a multivariant playlist".into()));
+    }
+    let mut global: Vec<&str> = Vec::new();
+    // Pathway lines: a tag, and for a variant the URI line that follows it.
+    let mut entries: Vec<(&str, Option<&str>)> = Vec::new();
+    let mut awaiting_uri = false;
+    for line in text.lines().map(str::trim_end) {
+        if awaiting_uri {
+            if line.is_empty() || line.starts_with('#') && !line.starts_with("#EXT") {
+                continue;
+            }
+            if let Some(last) = entries.last_mut() {
+                last.1 = Some(line);
+            }
+            awaiting_uri = false;
+            continue;
+        }
+        if PATHWAY_TAGS.iter().any(|t| line.starts_with(t)) {
+            awaiting_uri = line.starts_with("#EXT-X-STREAM-INF:");
+            entries.push((line, None));
+        } else if !line.starts_with(&format!("#EXT-{CONTENT_STEERING_TAG}")) {
+            global.push(line);
+        }
+    }
+    // The steering tag goes after the header tags, before any rendition.
+    let header = global
+        .iter()
+        .position(|l| !(l.starts_with("#EXTM3U") || l.starts_with("#EXT-X-VERSION")))
+        .unwrap_or(global.len());
+    let mut out: Vec<String> = global[..header].iter().map(|l| (*l).to_string()).collect();
+    if let Some(server) = &delivery.steering {
+        let tag = steering_tag(server);
+        out.push(format!("#EXT-{}:{}", tag.tag, tag.rest.unwrap_or_default()));
+    }
+    out.extend(
+        global[header..]
+            .iter()
+            .filter(|l| !l.is_empty())
+            .map(|l| (*l).to_string()),
+    );
+    for pathway in &delivery.pathways {
+        let url = resolve_uri(&pathway.base, manifest)?;
+        for (tag_line, uri_line) in &entries {
+            let (tag, attributes) = tag_line
+                .split_once(':')
+                .ok_or_else(|| MediaError::Hls(format!("bad tag {tag_line:?}")))?;
+            let is_variant = tag != "#EXT-X-MEDIA";
+            let mut edited = Vec::new();
+            for (name, raw) in split_attribute_list(attributes)? {
+                let value = match name {
+                    PATHWAY_ID => continue,
+                    "URI" => format!("\"{}\"", resolve_uri(&url, unquoted(raw))?),
+                    n if GROUP_ATTRIBUTES.contains(&n) && raw.starts_with('"') => {
+                        format!("\"{}-{}\"", unquoted(raw), pathway.id)
+                    }
+                    _ => raw.to_string(),
+                };
+                edited.push(format!("{name}={value}"));
+            }
+            if is_variant {
+                edited.push(format!("{PATHWAY_ID}=\"{}\"", pathway.id));
+            }
+            out.push(format!("{tag}:{}", edited.join(",")));
+            if let Some(uri) = uri_line {
+                out.push(resolve_uri(&url, uri)?);
+            }
+        }
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    Ok(text)
 }
 
 /// A media playlist read back.
@@ -445,6 +542,16 @@ pub struct MediaPlaylistInfo {
     pub target_duration: f64,
     /// `EXT-X-PROGRAM-DATE-TIME` of the first segment, seconds since the epoch.
     pub first_program_date_time: Option<f64>,
+}
+
+impl MediaPlaylistInfo {
+    /// Gives `rendition` the segments, init segment and container of its media playlist.
+    pub fn fill(self, rendition: &mut Rendition) {
+        rendition.segments = self.segments;
+        rendition.init_uri = self.init_uri;
+        rendition.init_range = self.init_range;
+        rendition.container = self.container;
+    }
 }
 
 /// An `EXT-X-BYTERANGE` (RFC 8216 §4.3.2.2) of the resource `uri`: without an offset it
@@ -728,6 +835,84 @@ https://cdn.test/v1/prog_index.m3u8\n\
         assert_eq!(
             p.delivery.steering.as_ref().unwrap().uri,
             "https://steer.test/m.json"
+        );
+    }
+
+    #[test]
+    fn a_foreign_multivariant_is_steered_line_by_line() {
+        // ffmpeg's, with a stale steering tag, an I-frame playlist and a comment.
+        let master = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"old\"\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_aud\",NAME=\"audio, 2\",DEFAULT=YES,URI=\"a/2.m3u8\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1012416,RESOLUTION=640x360,AUDIO=\"group_aud\",CLOSED-CAPTIONS=NONE\n0.m3u8\n\n\
+#EXT-X-STREAM-INF:BANDWIDTH=2888059,RESOLUTION=1280x720,AUDIO=\"group_aud\"\n# made by ffmpeg\nhttps://cdn.test/1.m3u8\n\n\
+#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1000,URI=\"iframes.m3u8\"\n";
+        let delivery = two_edges("/steering/hls?start=1", false);
+        let steered = steer_multivariant(master, "hls/master.m3u8", &delivery).unwrap();
+        assert!(steered.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"/steering/hls?start=1\",PATHWAY-ID=\"edge-2\"\n"), "{steered}");
+        assert_eq!(steered.matches("CONTENT-STEERING").count(), 1, "{steered}");
+        assert!(!steered.contains("\n\n"), "{steered}");
+        assert!(
+            steered.contains("GROUP-ID=\"group_aud-edge-1\",NAME=\"audio, 2\",DEFAULT=YES,URI=\"http://10.0.0.2:8081/vod/sample/hls/a/2.m3u8\""),
+            "{steered}"
+        );
+        assert!(
+            steered.contains("AUDIO=\"group_aud-edge-2\",CLOSED-CAPTIONS=NONE,PATHWAY-ID=\"edge-2\"\nhttp://10.0.0.3:8081/vod/sample/hls/0.m3u8\n"),
+            "{steered}"
+        );
+        assert!(
+            steered.contains(
+                "URI=\"http://10.0.0.3:8081/vod/sample/hls/iframes.m3u8\",PATHWAY-ID=\"edge-2\""
+            ),
+            "{steered}"
+        );
+        assert_eq!(
+            steered.matches("https://cdn.test/1.m3u8").count(),
+            2,
+            "absolute URIs stay"
+        );
+        // Players read it as the same renditions on two pathways.
+        let parsed =
+            parse_multivariant(&steered, "http://origin.test/vod/sample/hls/master.m3u8").unwrap();
+        assert_eq!(parsed.delivery.steering, delivery.steering);
+        let ids: Vec<&str> = parsed
+            .delivery
+            .pathways
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            ["edge-2"],
+            "the CDN variant is no copy on both: {parsed:#?}"
+        );
+        assert_eq!(parsed.video().count(), 2);
+        assert_eq!(
+            parsed.audio().count(),
+            1,
+            "the default pathway's group only"
+        );
+        assert!(steer_multivariant("#EXTM3U\n#EXTINF:2,\na.ts\n", "m.m3u8", &delivery).is_err());
+    }
+
+    #[test]
+    fn a_steered_multivariant_without_foreign_uris_round_trips_its_pathways() {
+        let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n0.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2000\n1.m3u8\n";
+        let delivery = two_edges("/steering/hls?start=1", false);
+        let steered = steer_multivariant(master, "master.m3u8", &delivery).unwrap();
+        let parsed =
+            parse_multivariant(&steered, "http://origin.test/vod/sample/master.m3u8").unwrap();
+        let ids: Vec<&str> = parsed
+            .delivery
+            .pathways
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect();
+        assert_eq!(ids, ["edge-2", "edge-1"]);
+        let uri = parsed.renditions[1].playlist_uri.as_deref().unwrap();
+        assert_eq!(uri, "http://10.0.0.3:8081/vod/sample/1.m3u8");
+        assert_eq!(
+            parsed.delivery.rebase(uri, "edge-2", "edge-1").as_deref(),
+            Some("http://10.0.0.2:8081/vod/sample/1.m3u8")
         );
     }
 

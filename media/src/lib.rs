@@ -19,6 +19,10 @@
 //! - [`asset`]: atomic asset folders, manifests, reports and progress;
 //! - [`limits`]: bounds on what a manifest from the outside may cost (segments, bytes,
 //!   clocks), shared by the HLS, DASH and `sidx` parsers;
+//! - [`folder`]: asset folders whoever packaged them: the manifests they offer, and their
+//!   model read from those manifests;
+//! - [`fragments`]: any writer's media segments read as movie fragments, and rewritten for
+//!   a live loop's timeline;
 //! - [`sidx`]: segment indexes (`sidx`) read into the model's segments (DASH `SegmentBase`);
 //! - [`validate`]: whether bytes are the media segments they claim to be (fMP4 and MPEG-TS
 //!   structure, track IDs, timestamps continuing across segments).
@@ -30,6 +34,8 @@ pub mod codecs;
 pub mod dash;
 pub mod dash_segments;
 pub mod encode;
+pub mod folder;
+pub mod fragments;
 pub mod hls;
 pub mod ladder;
 pub mod limits;

@@ -169,6 +169,29 @@ pub struct Rendition {
 }
 
 impl Rendition {
+    /// A rendition known only by its media playlist at `playlist_uri` (a media playlist
+    /// opened on its own): video of undeclared bit rate until
+    /// [`crate::hls::MediaPlaylistInfo::fill`] and the segments say more.
+    pub fn of_media_playlist(id: &str, playlist_uri: &str) -> Self {
+        Self {
+            id: id.into(),
+            media_type: MediaType::Video,
+            bandwidth_peak: 0,
+            bandwidth_avg: 0,
+            width: None,
+            height: None,
+            frame_rate: None,
+            codecs: Codecs::default(),
+            sample_rate: None,
+            init_uri: None,
+            init_range: None,
+            container: Container::Fmp4,
+            playlist_uri: Some(playlist_uri.into()),
+            segment_index: None,
+            segments: Vec::new(),
+        }
+    }
+
     /// Total duration of the segments, seconds.
     pub fn duration(&self) -> f64 {
         self.segments.iter().map(|s| s.duration).sum()

@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use media::SteeringProtocol;
 use origin::entity::tag_of;
 use origin::steering::SteeringConfig;
-use origin::steering::manifests::{delivery, write_vod};
+use origin::steering::manifests::{VodSource, delivery, write_vod};
 use origin::{AppState, OriginConfig};
 use tower::ServiceExt;
 
@@ -70,7 +70,7 @@ fn main() {
             let started = Instant::now();
             for _ in 0..REQUESTS / 10 {
                 let d = delivery(&steering.config().edges, "vod/sample", protocol);
-                let text = write_vod(&model, d, protocol).unwrap();
+                let text = write_vod(VodSource::Model(&model), d, protocol).unwrap();
                 std::hint::black_box(tag_of(text.as_bytes()));
             }
             rows.push((label, started.elapsed() / (REQUESTS / 10)));

@@ -24,6 +24,9 @@ pub enum OriginError {
     /// Nothing there; the reason says what was missing.
     #[error("{0}")]
     NotFound(Cow<'static, str>),
+    /// A file the library links to from outside it (RFC 9110 §15.5.4): never served.
+    #[error("forbidden: the file is outside the library")]
+    OutsideLibrary,
     /// A live segment still being "produced": it will exist within a segment duration.
     #[error("segment not yet available")]
     NotYetAvailable,
@@ -57,6 +60,7 @@ impl OriginError {
         match self {
             Self::InvalidPath | Self::PathTooLong | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) | Self::NotYetAvailable => StatusCode::NOT_FOUND,
+            Self::OutsideLibrary => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -128,7 +132,7 @@ mod tests {
             &'static str,
             Option<(&'static str, &'static str)>,
         );
-        let rows: [Row; 11] = [
+        let rows: Vec<Row> = vec![
             (
                 OriginError::BadRequest("more than one Host header".into()),
                 400,
@@ -154,6 +158,13 @@ mod tests {
                 OriginError::not_found("no such rendition"),
                 404,
                 "no such rendition",
+                "no-store",
+                None,
+            ),
+            (
+                OriginError::OutsideLibrary,
+                403,
+                "forbidden: the file is outside the library",
                 "no-store",
                 None,
             ),

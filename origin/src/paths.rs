@@ -79,31 +79,70 @@ impl MediaKind {
     }
 }
 
-/// The kind of a media file from its name; `None` for names the origin does not serve.
-pub fn media_kind(name: &str) -> Option<MediaKind> {
-    let (_, ext) = name.rsplit_once('.')?;
-    let (kind, content_type, cache) = match ext {
+/// The deepest a file may sit inside an asset: path components after the asset's name
+/// (folders and the file). Packagers nest a level or two (`video/720p/seg-1.m4s`); the
+/// bound keeps a request's work and the paths a manifest may name finite.
+pub const MAX_DEPTH: usize = 8;
+
+/// Every file extension the origin serves (lowercase), what a player fetches it as, and for
+/// how long caches keep it. Anything else in an asset folder (sources, `presentation.json`,
+/// `.srt` sidecars no HLS or DASH manifest can reference, notes) is not served.
+const KINDS: &[(&str, RouteKind, &str, CachePolicy)] = {
+    use CachePolicy::{Immutable, Manifest};
+    use RouteKind::{Init, Other, Segment};
+    const PLAYLIST: RouteKind = RouteKind::Manifest;
+    &[
         // RFC 8216 §4 names this media type for playlists.
-        "m3u8" => (
-            RouteKind::Manifest,
-            "application/vnd.apple.mpegurl",
-            CachePolicy::Manifest,
-        ),
+        ("m3u8", PLAYLIST, "application/vnd.apple.mpegurl", Manifest),
         // ISO/IEC 23009-1 Annex C.
-        "mpd" => (
-            RouteKind::Manifest,
-            "application/dash+xml",
-            CachePolicy::Manifest,
-        ),
-        // CMAF header (init segment): an ISO-BMFF file.
-        "mp4" => (RouteKind::Init, "video/mp4", CachePolicy::Immutable),
-        // IANA-registered type for ISO-BMFF media segments.
-        "m4s" => (
-            RouteKind::Segment,
-            "video/iso.segment",
-            CachePolicy::Immutable,
-        ),
-        _ => return None,
+        ("mpd", PLAYLIST, "application/dash+xml", Manifest),
+        // IANA-registered type for ISO-BMFF media segments (ours, ffmpeg's, Shaka's).
+        ("m4s", Segment, "video/iso.segment", Immutable),
+        // ISO-BMFF files (RFC 4337): init segments, single-file renditions, CMAF tracks
+        // (ISO/IEC 23000-19 names `.cmfv`, `.cmfa`, `.cmft`).
+        ("mp4", Init, "video/mp4", Immutable),
+        ("m4v", Segment, "video/mp4", Immutable),
+        ("cmfv", Segment, "video/mp4", Immutable),
+        ("m4a", Segment, "audio/mp4", Immutable),
+        ("cmfa", Segment, "audio/mp4", Immutable),
+        ("cmft", Segment, "application/mp4", Immutable),
+        ("webm", Segment, "video/webm", Immutable),
+        // MPEG-2 transport stream segments (RFC 8216 §3.2).
+        ("ts", Segment, "video/mp2t", Immutable),
+        // Packed audio segments (RFC 8216 §3.4): AAC ADTS, AC-3 (RFC 4184), E-AC-3
+        // (RFC 4598), MP3 (RFC 3003).
+        ("aac", Segment, "audio/aac", Immutable),
+        ("ac3", Segment, "audio/ac3", Immutable),
+        ("ec3", Segment, "audio/eac3", Immutable),
+        ("mp3", Segment, "audio/mpeg", Immutable),
+        // Subtitle segments: WebVTT (RFC 8216 §3.5) and TTML (DASH).
+        ("vtt", Segment, "text/vtt; charset=utf-8", Immutable),
+        ("webvtt", Segment, "text/vtt; charset=utf-8", Immutable),
+        ("ttml", Segment, "application/ttml+xml", Immutable),
+        // Thumbnail tiles (DASH image adaptation sets, HLS image playlists).
+        ("jpg", Segment, "image/jpeg", Immutable),
+        ("jpeg", Segment, "image/jpeg", Immutable),
+        ("png", Segment, "image/png", Immutable),
+        // AES-128 keys (RFC 8216 §4.3.2.4): 16 octets. Kept no longer than playlists, so a
+        // key replaced under its URI is picked up within the hour.
+        ("key", Other, "application/octet-stream", Manifest),
+    ]
+};
+
+/// The kind of a media file from its name (the extension, in any case); `None` for names
+/// the origin does not serve.
+pub fn media_kind(name: &str) -> Option<MediaKind> {
+    let (stem, ext) = name.rsplit_once('.')?;
+    let &(_, kind, content_type, cache) =
+        KINDS.iter().find(|(e, ..)| e.eq_ignore_ascii_case(ext))?;
+    // Init segments go by many names (`init.mp4`, ffmpeg's `init_0.mp4` and
+    // `init-stream0.m4s`, Shaka's `video_init.mp4`); the kind only labels metrics.
+    let bmff = content_type.ends_with("mp4") || content_type == "video/iso.segment";
+    let is_init = bmff && stem.to_ascii_lowercase().contains("init");
+    let kind = match kind {
+        RouteKind::Init | RouteKind::Segment if is_init => RouteKind::Init,
+        RouteKind::Init => RouteKind::Segment,
+        other => other,
     };
     Some(MediaKind {
         kind,
@@ -143,19 +182,90 @@ mod tests {
 
     #[test]
     fn kinds() {
-        let k = |n| media_kind(n).map(|k| (k.kind, k.content_type));
-        assert_eq!(
-            k("master.m3u8"),
-            Some((RouteKind::Manifest, "application/vnd.apple.mpegurl"))
-        );
-        assert_eq!(
-            k("manifest.mpd"),
-            Some((RouteKind::Manifest, "application/dash+xml"))
-        );
-        assert_eq!(k("init.mp4"), Some((RouteKind::Init, "video/mp4")));
-        assert_eq!(k("7.m4s"), Some((RouteKind::Segment, "video/iso.segment")));
-        assert_eq!(k("presentation.json"), None);
-        assert_eq!(k("m4s"), None);
+        let k = |n| media_kind(n).map(|k| (k.kind, k.content_type, k.cache));
+        let (manifest, immutable) = (CachePolicy::Manifest, CachePolicy::Immutable);
+        let rows = [
+            (
+                "master.m3u8",
+                RouteKind::Manifest,
+                "application/vnd.apple.mpegurl",
+                manifest,
+            ),
+            (
+                "0.m3u8",
+                RouteKind::Manifest,
+                "application/vnd.apple.mpegurl",
+                manifest,
+            ),
+            (
+                "manifest.mpd",
+                RouteKind::Manifest,
+                "application/dash+xml",
+                manifest,
+            ),
+            ("init.mp4", RouteKind::Init, "video/mp4", immutable),
+            ("init_0.mp4", RouteKind::Init, "video/mp4", immutable),
+            (
+                "init-stream0.m4s",
+                RouteKind::Init,
+                "video/iso.segment",
+                immutable,
+            ),
+            (
+                "manifest-stream0.mp4",
+                RouteKind::Segment,
+                "video/mp4",
+                immutable,
+            ),
+            ("7.m4s", RouteKind::Segment, "video/iso.segment", immutable),
+            (
+                "chunk-stream0-00001.m4s",
+                RouteKind::Segment,
+                "video/iso.segment",
+                immutable,
+            ),
+            ("0_000.ts", RouteKind::Segment, "video/mp2t", immutable),
+            ("SEG.TS", RouteKind::Segment, "video/mp2t", immutable),
+            ("a.aac", RouteKind::Segment, "audio/aac", immutable),
+            ("a.m4a", RouteKind::Segment, "audio/mp4", immutable),
+            ("v.m4v", RouteKind::Segment, "video/mp4", immutable),
+            ("v.cmfv", RouteKind::Segment, "video/mp4", immutable),
+            ("a.cmfa", RouteKind::Segment, "audio/mp4", immutable),
+            ("a.ac3", RouteKind::Segment, "audio/ac3", immutable),
+            ("a.ec3", RouteKind::Segment, "audio/eac3", immutable),
+            ("a.mp3", RouteKind::Segment, "audio/mpeg", immutable),
+            (
+                "s.vtt",
+                RouteKind::Segment,
+                "text/vtt; charset=utf-8",
+                immutable,
+            ),
+            (
+                "s.webvtt",
+                RouteKind::Segment,
+                "text/vtt; charset=utf-8",
+                immutable,
+            ),
+            (
+                "k.key",
+                RouteKind::Other,
+                "application/octet-stream",
+                manifest,
+            ),
+        ];
+        for (name, kind, content_type, cache) in rows {
+            assert_eq!(k(name), Some((kind, content_type, cache)), "{name}");
+        }
+        for unserved in [
+            "presentation.json",
+            "m4s",
+            "notes.txt",
+            "subs.srt",
+            "movie.mov",
+            "x.",
+        ] {
+            assert_eq!(k(unserved), None, "{unserved}");
+        }
     }
 
     #[test]
@@ -166,6 +276,8 @@ mod tests {
             ("/vod/sample/270p-300k/init.mp4", RouteKind::Init),
             ("/vod/sample/270p-300k/3.m4s", RouteKind::Segment),
             ("/vod/sample/x.txt", RouteKind::Other),
+            ("/vod/hls_ts/a/b/0_000.ts", RouteKind::Segment),
+            ("/vod/dash/init-stream0.m4s", RouteKind::Init),
             ("/watch/sample", RouteKind::Page),
             ("/", RouteKind::Page),
             ("/lib/hls.js", RouteKind::Lib),

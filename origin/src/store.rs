@@ -21,6 +21,10 @@ pub enum StoreError {
     NotFound,
     #[error("I/O error: {0}")]
     Io(String),
+    /// The path resolves (through a symbolic link) to a file outside the folder it must
+    /// stay in.
+    #[error("{} resolves outside the library", path.display())]
+    Outside { path: PathBuf },
 }
 
 impl From<std::io::Error> for StoreError {
@@ -117,11 +121,26 @@ impl FileStore {
 
     /// Looks a file up, loading (and hashing) it on first use or after it changed.
     pub async fn get(&self, path: &Path) -> Result<StoredFile, StoreError> {
+        self.lookup(path, None).await
+    }
+
+    /// [`FileStore::get`] for a file that must stay inside `root` (a real path: no symbolic
+    /// link in it): wherever the file is checked on disk (its first load, and each re-`stat`),
+    /// its real path, after every symbolic link, must be under `root`, else
+    /// [`StoreError::Outside`]. Links that stay inside are followed.
+    pub async fn get_within(&self, root: &Path, path: &Path) -> Result<StoredFile, StoreError> {
+        self.lookup(path, Some(root)).await
+    }
+
+    async fn lookup(&self, path: &Path, root: Option<&Path>) -> Result<StoredFile, StoreError> {
         if let Some(cached) = self.cache.get(path).await {
             let now = self.now_ms();
             let age = now.saturating_sub(cached.checked_ms.load(Ordering::Relaxed));
             if u128::from(age) < self.limits.recheck.as_millis() {
                 return Ok(stored(path, &cached));
+            }
+            if let Some(root) = root {
+                confine(root, path).await?;
             }
             let meta = tokio::fs::metadata(path).await;
             match meta {
@@ -136,6 +155,9 @@ impl FileStore {
                 _ => self.cache.invalidate(path).await,
             }
         }
+        if let Some(root) = root {
+            confine(root, path).await?;
+        }
         let owned = path.to_path_buf();
         let limits = self.limits;
         let checked = self.now_ms();
@@ -146,6 +168,44 @@ impl FileStore {
             .await
             .map_err(|e| (*e).clone())?;
         Ok(stored(path, &cached))
+    }
+}
+
+/// Whether `path`'s real location (every symbolic link followed) is under `root`.
+pub async fn confine(root: &Path, path: &Path) -> Result<(), StoreError> {
+    let real = tokio::fs::canonicalize(path).await?;
+    if real.starts_with(root) {
+        Ok(())
+    } else {
+        Err(StoreError::Outside {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl StoredFile {
+    /// `range` of the body: a slice of kept bytes, or that part of a streamed file read
+    /// from disk (never the whole file). `None` when the range is past the end.
+    pub async fn read_range(&self, range: media::ByteRange) -> Result<Option<Bytes>, StoreError> {
+        if range.end() > self.len {
+            return Ok(None);
+        }
+        match &self.content {
+            Content::Bytes(bytes) => {
+                let (start, end) = (range.offset as usize, range.end() as usize);
+                Ok(Some(bytes.slice(start..end)))
+            }
+            Content::File(path) => {
+                use tokio::io::{AsyncReadExt, AsyncSeekExt};
+                let length = usize::try_from(range.length)
+                    .map_err(|_| StoreError::Io("range too large".into()))?;
+                let mut file = tokio::fs::File::open(path).await?;
+                file.seek(std::io::SeekFrom::Start(range.offset)).await?;
+                let mut buf = vec![0; length];
+                file.read_exact(&mut buf).await?;
+                Ok(Some(Bytes::from(buf)))
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@ pub mod netns;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_rules::{SharedClock, SystemClock};
 use origin::live::{LiveChannels, LiveConfig};
@@ -153,7 +153,7 @@ pub fn run_bounded(command: &mut Command) -> Result<std::process::Output, String
     };
     let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
     let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             break status;
@@ -249,4 +249,51 @@ pub async fn start_edge_with(
     let app = edge::router(edge::AppState::new(config.clone()).map_err(std::io::Error::other)?);
     tokio::spawn(async move { edge::serve(listener, app, &config, shutdown).await });
     Ok(addr)
+}
+
+/// Plays `url` with the player (at most `duration_s` of media, with real timing) until the
+/// session ends by itself, within 90 s; panics on a session that cannot start.
+// A test helper: a failure is the test's, with the reason.
+#[allow(clippy::expect_used, clippy::panic)]
+pub async fn play_for(url: &str, duration_s: f64) -> player::session::SessionReport {
+    use player::session::{self, NoObserver, SessionConfig};
+    let mut config = SessionConfig::new(url.parse().expect("a valid URL"));
+    config.duration_s = Some(duration_s);
+    let client = session::http_client(6).expect("an HTTP client");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = session::run(&client, &config, &NoObserver, &stop);
+    tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("the session ends within 90 s")
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
+/// The body of a GET of `url` as text; panics on a transport error.
+// A test helper: a failure is the test's, with the reason.
+#[allow(clippy::expect_used, clippy::panic)]
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    let response = client.get(url).send().await.expect("a response");
+    response.text().await.expect("a text body")
+}
+
+/// Waits (at most 5 s) until a steering origin's probes have found its `edges` edges all
+/// usable (`/steering/status`), so that its first answers already weigh them all.
+// A test helper: a failure is the test's, with the reason.
+#[allow(clippy::expect_used, clippy::panic)]
+pub async fn wait_until_edges_usable(origin: SocketAddr, edges: usize) {
+    let url = format!("http://{origin}/steering/status");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = get_text(&client, &url).await;
+        let status: serde_json::Value = serde_json::from_str(&text).expect("JSON status");
+        let usable = status["edges"]
+            .as_array()
+            .map_or(0, |e| e.iter().filter(|e| e["usable"] == true).count());
+        if usable == edges {
+            return;
+        }
+        assert!(Instant::now() < deadline, "edges never usable: {status:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -5,25 +5,15 @@
 //! fail the session as `media` errors; a media playlist on its own reports the bitrate its
 //! segments have.
 //!
-//! Served by the real origin over a library holding copies of the packaged folders, except
-//! MPEG-TS: the origin does not serve `.ts` yet (issue 12 item 5, answered 404), so those
-//! forms come from a small static file server here, with ranges.
+//! Served by the real origin over a library holding copies of the packaged folders, the
+//! MPEG-TS forms included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
-use axum::routing::get;
-use player::session::{self, End, ErrorKind, NoObserver, SessionConfig, SessionReport};
+use player::session::{End, ErrorKind, SessionReport};
 use rivulet_tests::foreign::foreign_content;
-use rivulet_tests::start_origin;
-use tokio_util::sync::CancellationToken;
+use rivulet_tests::{play_for, start_origin};
 
 /// The video segments of every packaged form: 10 s in 2 s segments.
 const SEGMENTS: usize = 5;
@@ -50,15 +40,7 @@ fn library() -> tempfile::TempDir {
 }
 
 async fn play(url: String) -> SessionReport {
-    let mut config = SessionConfig::new(url.parse().unwrap());
-    config.duration_s = Some(60.0);
-    let client = session::http_client(6).unwrap();
-    let stop = CancellationToken::new();
-    let run = session::run(&client, &config, &NoObserver, &stop);
-    tokio::time::timeout(Duration::from_secs(90), run)
-        .await
-        .expect("10 s of video plays in well under 90 s")
-        .unwrap_or_else(|e| panic!("{url}: {e}"))
+    play_for(&url, 60.0).await
 }
 
 /// Played to the end, every segment there and checked, nothing failed.
@@ -108,76 +90,16 @@ async fn every_foreign_form_the_origin_serves_plays_to_the_end() {
     }
 }
 
-/// A static file server for `dir` at `/vod/…` with `Range` (RFC 9110 §14): what the
-/// transport stream forms need and the origin does not serve yet.
-async fn static_server(dir: PathBuf) -> SocketAddr {
-    async fn file(
-        State(dir): State<PathBuf>,
-        UrlPath(path): UrlPath<String>,
-        headers: HeaderMap,
-    ) -> Response {
-        let status = |code: StatusCode| {
-            let mut r = Response::new(Body::empty());
-            *r.status_mut() = code;
-            r
-        };
-        if path.split('/').any(|part| part == "..") {
-            return status(StatusCode::NOT_FOUND);
-        }
-        let Ok(bytes) = tokio::fs::read(dir.join(&path)).await else {
-            return status(StatusCode::NOT_FOUND);
-        };
-        let range = headers
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok()?.strip_prefix("bytes=")?.split_once('-'))
-            .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)));
-        let mut r = match range {
-            Some((first, last)) if first <= last && last < bytes.len() => {
-                let mut r = Response::new(Body::from(bytes[first..=last].to_vec()));
-                *r.status_mut() = StatusCode::PARTIAL_CONTENT;
-                let value = format!("bytes {first}-{last}/{}", bytes.len());
-                r.headers_mut()
-                    .insert(header::CONTENT_RANGE, value.parse().unwrap());
-                r
-            }
-            Some(_) => return status(StatusCode::RANGE_NOT_SATISFIABLE),
-            None => Response::new(Body::from(bytes)),
-        };
-        let kind = if path.ends_with(".ts") {
-            "video/mp2t"
-        } else {
-            "application/vnd.apple.mpegurl"
-        };
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, kind.parse().unwrap());
-        r
-    }
-    let app = Router::new()
-        .route("/vod/{*path}", get(file))
-        .with_state(dir);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
 #[tokio::test]
 async fn transport_stream_hls_plays_whole_and_in_byte_ranges() {
     let lib = library();
     let origin = start_origin(lib.path()).await.unwrap();
-    // What the origin does today with `.ts` (issue 12 item 5 will change it).
-    let status = reqwest::get(format!("http://{origin}/vod/hls_ts/0_000.ts"))
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 404, "the origin serves .ts now: play it from there");
-    let server = static_server(lib.path().to_owned()).await;
     // (playlist, renditions, requests: the playlists and the segments, audio being muxed)
     for (manifest, renditions, requests) in [
         ("hls_ts/master.m3u8", 2, 3 + SEGMENTS),
         ("hls_byterange/ts.m3u8", 1, 1 + SEGMENTS),
     ] {
-        let r = play(format!("http://{server}/vod/{manifest}")).await;
+        let r = play(format!("http://{origin}/vod/{manifest}")).await;
         assert_played(manifest, &r);
         assert_eq!(r.bitrates_bps.len(), renditions, "{manifest}");
         let c = &r.summary.counters;
@@ -190,7 +112,7 @@ async fn transport_stream_hls_plays_whole_and_in_byte_ranges() {
             std::fs::write(&path, noise(std::fs::metadata(&path).unwrap().len())).unwrap();
         }
     }
-    let r = play(format!("http://{server}/vod/hls_ts/master.m3u8")).await;
+    let r = play(format!("http://{origin}/vod/hls_ts/master.m3u8")).await;
     assert_eq!(r.end, End::Failed, "{r:#?}");
     let c = &r.summary.counters;
     assert_eq!(

@@ -14,7 +14,9 @@ use player::load::report::Sample;
 use player::load::{LoadConfig, Progress};
 use player::session::summary::SegmentLog;
 use player::session::{self, End, NoObserver, Observer, SessionConfig, SessionReport};
-use rivulet_tests::{start_origin, start_steered_origin, start_stoppable_edge};
+use rivulet_tests::{
+    start_origin, start_steered_origin, start_stoppable_edge, wait_until_edges_usable,
+};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -48,29 +50,8 @@ async fn cdn(names: &[&str], ttl: Duration) -> Cdn {
         stops.insert((*name).to_owned(), stop);
     }
     let steering = start_steered_origin(library(), &edges, ttl).await.unwrap();
-    wait_until_usable(steering, names.len()).await;
+    wait_until_edges_usable(steering, names.len()).await;
     Cdn { steering, stops }
-}
-
-/// Waits until the origin's probes have found every edge usable (`/steering/status`), so
-/// that its first answers already weigh them all.
-async fn wait_until_usable(origin: SocketAddr, edges: usize) {
-    let url = format!("http://{origin}/steering/status");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let status = get_json(&url).await;
-        let usable = status["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["usable"] == true)
-            .count();
-        if usable == edges {
-            return;
-        }
-        assert!(Instant::now() < deadline, "edges never usable: {status:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn get_json(url: &str) -> serde_json::Value {

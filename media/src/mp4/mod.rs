@@ -7,7 +7,7 @@
 //! by offset through a read-ahead buffer of [`READ_AHEAD`] bytes. A 2 GB file therefore
 //! costs its index (about 32 bytes per sample) plus one buffer, never its size.
 
-mod boxes;
+pub(crate) mod boxes;
 mod tables;
 
 use std::fs::File;
@@ -146,6 +146,15 @@ impl Track {
             _ => None,
         }
     }
+}
+
+/// The tracks an init segment (`ftyp` and a `moov` without samples, a CMAF header)
+/// declares, with their sample descriptions.
+pub fn init_tracks(init: &[u8]) -> Result<Vec<Track>> {
+    let moov = boxes::find(init, b"moov")
+        .map_err(MediaError::Invalid)?
+        .ok_or_else(|| MediaError::Invalid("init segment without moov".into()))?;
+    tables::parse_moov(moov.body).map_err(MediaError::Invalid)
 }
 
 /// The four-character code of a sample entry.

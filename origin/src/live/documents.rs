@@ -5,16 +5,18 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use media::live::{LiveClock, SegmentState};
-use media::{Delivery, Presentation, Rendition, dash, hls};
+use media::folder::AssetDir;
+use media::live::{LiveLoop, SegmentState, SourceRef};
+use media::{Delivery, Presentation, dash, hls};
 
 /// One live channel: a library asset looped on the clock.
 #[derive(Debug)]
 pub struct Channel {
     /// The library asset it loops.
     pub asset: String,
-    pub presentation: Presentation,
-    pub clock: LiveClock,
+    /// The asset's files, confined to the library.
+    pub files: AssetDir,
+    pub live: LiveLoop,
 }
 
 /// How far a channel reaches back, in seconds.
@@ -28,21 +30,21 @@ pub struct Depth {
 
 /// The live manifests.
 #[derive(Debug, Clone, Copy)]
-pub enum LiveManifest<'a> {
+pub enum LiveManifest {
     /// `master.m3u8`.
     Multivariant,
     /// `manifest.mpd`.
     Mpd,
-    /// `{rendition}/index.m3u8`.
-    MediaPlaylist(&'a Rendition),
+    /// `{rendition}/index.m3u8`, by the rendition's index.
+    MediaPlaylist(usize),
 }
 
 /// A live manifest as served at one instant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveDocument {
     pub text: String,
-    /// When the newest segment completed: the bytes (so the ETag) change only then, and
-    /// this is their `Last-Modified`.
+    /// When the newest segment it lists ended: the bytes (so the ETag) change only then,
+    /// and this is their `Last-Modified`.
     pub changed: SystemTime,
     /// How long caches keep it: about half a segment, at least a second (RFC 9111 §5.2.2.1
     /// counts whole seconds).
@@ -56,10 +58,11 @@ pub enum SegmentChoice {
     NotYet,
     /// Older than the DVR depth: a 404.
     Expired,
-    /// The asset segment file (`{n}.m4s`) whose bytes, re-timed, are live segment N, and
-    /// the instant it became available (its `Last-Modified`).
+    /// The asset segment (a file of the asset folder, or a byte range of one) whose bytes,
+    /// re-timed, are live segment N, and the instant it became available (its
+    /// `Last-Modified`).
     Play {
-        asset_file: String,
+        source: SourceRef,
         available_at: SystemTime,
     },
 }
@@ -75,88 +78,88 @@ fn system_time(unix: f64) -> SystemTime {
 }
 
 impl Channel {
-    /// The rendition named `id`.
-    pub fn rendition(&self, id: &str) -> Option<&Rendition> {
-        self.presentation.renditions.iter().find(|r| r.id == id)
+    /// The index of the rendition named `id`.
+    pub fn rendition(&self, id: &str) -> Option<usize> {
+        self.live.rendition(id)
     }
 
-    /// Unix time at which segment `number` (or the newest complete one, 0 before any)
-    /// completed.
-    fn completed_at(&self, number: u64) -> f64 {
-        self.clock.availability_start + number as f64 * self.clock.segment_duration
+    /// When the channel began: the `Last-Modified` of what never changes (init segments).
+    pub fn started(&self) -> SystemTime {
+        system_time(self.live.availability_start)
     }
 
     /// `which` at `now`, with `delivery`'s pathways when the origin steers (the media
     /// playlists are fetched from the edges and never carry them).
     pub fn document(
         &self,
-        which: LiveManifest<'_>,
+        which: LiveManifest,
         depth: Depth,
         delivery: Option<Delivery>,
         now: SystemTime,
     ) -> media::Result<LiveDocument> {
         let now = unix_secs(now);
-        let latest = self.clock.latest(now).unwrap_or(0);
-        let changed = self.completed_at(latest);
-        let text = match which {
-            LiveManifest::Multivariant => hls::write_multivariant(&Presentation {
-                delivery: delivery.unwrap_or_default(),
-                ..self.presentation.clone()
-            })?,
+        let layout = self.live.presentation();
+        let (text, changed) = match which {
+            LiveManifest::Multivariant => (
+                hls::write_multivariant(&Presentation {
+                    delivery: delivery.unwrap_or_default(),
+                    ..layout.clone()
+                })?,
+                self.live.changed_at(None, now),
+            ),
             LiveManifest::Mpd => {
-                let mut window = self.clock.window(&self.presentation, now, depth.window)?;
+                let mut window = self.live.window(now, depth.window);
                 if let Some(delivery) = delivery {
                     window.delivery = delivery;
                 }
-                dash::write_dynamic_mpd(
+                // The MPD only changes when a segment ends: publishing that instant (not
+                // "now") keeps its bytes, and so its ETag, stable in between, so
+                // conditional reloads get 304s.
+                let changed = self.live.changed_at(None, now);
+                let mpd = dash::write_dynamic_mpd(
                     &window,
                     &dash::DynamicMpd {
-                        availability_start: self.clock.availability_start,
-                        // The MPD only changes when a segment completes: publishing that
-                        // instant (not "now") keeps its bytes, and so its ETag, stable in
-                        // between, so conditional reloads get 304s.
+                        availability_start: self.live.availability_start,
                         publish_time: changed,
-                        minimum_update_period: self.clock.segment_duration,
+                        minimum_update_period: self.live.segment_duration,
                         time_shift_buffer_depth: depth.window,
-                        suggested_presentation_delay: 3.0 * self.clock.segment_duration,
+                        suggested_presentation_delay: 3.0 * self.live.segment_duration,
                         utc_timing_url: "/time".into(),
                     },
-                )?
+                )?;
+                (mpd, changed)
             }
-            LiveManifest::MediaPlaylist(rendition) => {
-                let only = Presentation {
-                    renditions: vec![rendition.clone()],
-                    ..self.presentation.clone()
-                };
-                let window = self.clock.window(&only, now, depth.window)?;
-                let r = window.renditions.first().unwrap_or(rendition);
-                hls::write_media_playlist(
-                    r,
-                    &r.segments,
+            LiveManifest::MediaPlaylist(r) => {
+                let window = self.live.window(now, depth.window);
+                let rendition = window.renditions.get(r).ok_or_else(|| {
+                    media::MediaError::Invalid(format!("no rendition {r} in the channel"))
+                })?;
+                let playlist = hls::write_media_playlist(
+                    rendition,
+                    &rendition.segments,
                     false,
-                    Some(self.clock.availability_start),
-                )?
+                    Some(self.live.availability_start),
+                )?;
+                (playlist, self.live.changed_at(Some(r), now))
             }
         };
         Ok(LiveDocument {
             text,
             changed: system_time(changed),
-            max_age: (self.clock.segment_duration / 2.0).floor().max(1.0) as u32,
+            max_age: (self.live.segment_duration / 2.0).floor().max(1.0) as u32,
         })
     }
 
-    /// What live segment `number` is at `now`, keeping `dvr` seconds behind live.
-    pub fn segment(&self, number: u64, now: SystemTime, dvr: f64) -> SegmentChoice {
-        match self.clock.state(number, unix_secs(now), dvr) {
+    /// What live segment `number` of rendition `r` is at `now`, keeping `dvr` seconds
+    /// behind live.
+    pub fn segment(&self, r: usize, number: u64, now: SystemTime, dvr: f64) -> SegmentChoice {
+        match self.live.state(r, number, unix_secs(now), dvr) {
             SegmentState::NotYet => SegmentChoice::NotYet,
             SegmentState::Expired => SegmentChoice::Expired,
-            SegmentState::Available => {
-                let (_, asset_number) = self.clock.source(number);
-                SegmentChoice::Play {
-                    asset_file: format!("{asset_number}.m4s"),
-                    available_at: system_time(self.completed_at(number)),
-                }
-            }
+            SegmentState::Available => SegmentChoice::Play {
+                source: self.live.source(r, number).clone(),
+                available_at: system_time(self.live.available_at(r, number)),
+            },
         }
     }
 }
@@ -164,43 +167,71 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use media::{Codec, Codecs, MediaType, PresentationKind, Segment};
+    use media::cmaf::{Sample, VideoTrack, media_segment, video_init_segment};
+    use media::{Codec, Codecs, MediaType, PresentationKind, Rendition, Segment};
 
     use super::*;
 
     const START: f64 = 1_767_225_600.0;
 
-    /// An 8 s asset of four 2 s segments in two video renditions.
-    fn channel() -> Channel {
-        let rendition = |id: &str, height: u32, bandwidth: u64| Rendition {
-            id: id.into(),
-            media_type: MediaType::Video,
-            bandwidth_peak: bandwidth,
-            bandwidth_avg: bandwidth,
-            width: Some(height * 16 / 9),
-            height: Some(height),
-            frame_rate: Some(30.0),
-            codecs: Codecs::single(Codec::Avc {
-                profile: 0x42,
-                constraints: 0xc0,
-                level: 0x1e,
-            }),
-            sample_rate: None,
-            init_uri: Some("init.mp4".into()),
-            init_range: None,
-            container: media::Container::Fmp4,
-            playlist_uri: Some(format!("{id}/index.m3u8")),
-            segment_index: None,
-            segments: (1..=4)
-                .map(|n| Segment {
-                    number: n,
-                    start: (n - 1) as f64 * 2.0,
-                    duration: 2.0,
-                    size: Some(bandwidth / 4),
-                    uri: format!("{n}.m4s"),
-                    ..Segment::default()
-                })
-                .collect(),
+    /// An 8 s asset of four 2 s segments in two video renditions, written to `dir`.
+    fn channel(dir: &std::path::Path) -> Channel {
+        let track = VideoTrack {
+            timescale: 90_000,
+            width: 640,
+            height: 360,
+            sps: vec![0x67, 0x42, 0xc0, 0x1e],
+            pps: vec![0x68, 0xce, 0x3c, 0x80],
+        };
+        let samples: Vec<Sample> = (0..60)
+            .map(|i| Sample {
+                data: vec![1; 9],
+                duration: 3_000,
+                sync: i == 0,
+                composition_offset: 0,
+            })
+            .collect();
+        let rendition = |id: &str, height: u32, bandwidth: u64| {
+            std::fs::create_dir_all(dir.join(id)).unwrap();
+            std::fs::write(
+                dir.join(id).join("init.mp4"),
+                video_init_segment(&track).unwrap(),
+            )
+            .unwrap();
+            for n in 1..=4u64 {
+                let bytes = media_segment(n as u32, (n - 1) * 180_000, &samples).unwrap();
+                std::fs::write(dir.join(id).join(format!("{n}.m4s")), bytes).unwrap();
+            }
+            Rendition {
+                id: id.into(),
+                media_type: MediaType::Video,
+                bandwidth_peak: bandwidth,
+                bandwidth_avg: bandwidth,
+                width: Some(height * 16 / 9),
+                height: Some(height),
+                frame_rate: Some(30.0),
+                codecs: Codecs::single(Codec::Avc {
+                    profile: 0x42,
+                    constraints: 0xc0,
+                    level: 0x1e,
+                }),
+                sample_rate: None,
+                init_uri: Some(format!("{id}/init.mp4")),
+                init_range: None,
+                container: media::Container::Fmp4,
+                playlist_uri: Some(format!("{id}/index.m3u8")),
+                segment_index: None,
+                segments: (1..=4)
+                    .map(|n| Segment {
+                        number: n,
+                        start: (n - 1) as f64 * 2.0,
+                        duration: 2.0,
+                        size: Some(bandwidth / 4),
+                        uri: format!("{id}/{n}.m4s"),
+                        ..Segment::default()
+                    })
+                    .collect(),
+            }
         };
         let presentation = Presentation {
             kind: PresentationKind::Vod,
@@ -210,10 +241,11 @@ mod tests {
             ],
             delivery: Delivery::default(),
         };
+        let files = AssetDir::new(dir);
         Channel {
             asset: "sample".into(),
-            clock: LiveClock::new(&presentation, START).unwrap(),
-            presentation,
+            live: LiveLoop::new(&presentation, START, &files).unwrap(),
+            files,
         }
     }
 
@@ -236,7 +268,8 @@ mod tests {
 
     #[test]
     fn the_playlist_window_slides_with_now() {
-        let c = channel();
+        let dir = tempfile::tempdir().unwrap();
+        let c = channel(dir.path());
         // (seconds since the availability start, first and last segment listed)
         let rows = [
             (2.0, 1, 1),
@@ -261,7 +294,8 @@ mod tests {
 
     #[test]
     fn documents_change_only_when_a_segment_completes() {
-        let c = channel();
+        let dir = tempfile::tempdir().unwrap();
+        let c = channel(dir.path());
         let r = c.rendition("720p-1850k").unwrap();
         for which in [
             LiveManifest::Multivariant,
@@ -281,7 +315,8 @@ mod tests {
 
     #[test]
     fn the_mpd_is_dynamic_over_the_window_and_carries_the_delivery() {
-        let c = channel();
+        let dir = tempfile::tempdir().unwrap();
+        let c = channel(dir.path());
         let now = at(100.0);
         let doc = c.document(LiveManifest::Mpd, DEPTH, None, now).unwrap();
         let url = "http://o/live/live/manifest.mpd";
@@ -321,9 +356,14 @@ mod tests {
 
     #[test]
     fn segments_are_chosen_on_the_clock() {
-        let c = channel();
-        let play = |asset_file: &str, available: f64| SegmentChoice::Play {
-            asset_file: asset_file.into(),
+        let dir = tempfile::tempdir().unwrap();
+        let c = channel(dir.path());
+        let r = c.rendition("270p-300k").unwrap();
+        let play = |file: &str, available: f64| SegmentChoice::Play {
+            source: SourceRef {
+                path: format!("270p-300k/{file}"),
+                range: None,
+            },
             available_at: at(available),
         };
         // (live segment number, seconds since the start, expected)
@@ -340,7 +380,7 @@ mod tests {
         ];
         for (number, since, want) in rows {
             assert_eq!(
-                c.segment(number, at(since), DEPTH.dvr),
+                c.segment(r, number, at(since), DEPTH.dvr),
                 want,
                 "{number} at {since}"
             );

@@ -1,6 +1,8 @@
 //! Live channels: assets of the library looped on the clock (see `media::live`), with
 //! sliding-window HLS playlists, a dynamic MPD, and segments re-timed for their place on
-//! the live timeline.
+//! the live timeline. Any fragmented-MP4 asset loops, whoever packaged it (ours, ffmpeg's,
+//! with `sidx` boxes and any file names); one with MPEG-TS or packed-audio segments is
+//! refused at start-up with the reason.
 //!
 //! - this module: the channels' configuration, loaded from the library;
 //! - [`documents`]: what a channel serves at an instant, pure functions of `now`.
@@ -12,7 +14,7 @@ pub mod documents;
 
 use std::collections::BTreeMap;
 
-use media::live::LiveClock;
+use media::live::LiveLoop;
 
 use crate::library::Library;
 use crate::paths::valid_component;
@@ -51,12 +53,11 @@ impl Default for LiveConfig {
 pub enum LiveError {
     #[error("channel {channel}: invalid name")]
     Name { channel: String },
-    #[error("channel {channel}: asset {asset}: {source}")]
+    #[error("channel {channel}: asset {asset}: {reason}")]
     Asset {
         channel: String,
         asset: String,
-        #[source]
-        source: media::MediaError,
+        reason: String,
     },
 }
 
@@ -90,23 +91,26 @@ impl LiveChannels {
                     channel: name.clone(),
                 });
             }
-            let asset_error = |source| LiveError::Asset {
+            let asset_error = |reason: String| LiveError::Asset {
                 channel: name.clone(),
                 asset: asset.clone(),
-                source,
+                reason,
             };
-            let dir = library.resolve(&[asset]).ok_or_else(|| {
-                asset_error(media::MediaError::Invalid("invalid asset name".into()))
-            })?;
-            let presentation = media::read_presentation(&dir).map_err(asset_error)?;
-            let clock =
-                LiveClock::new(&presentation, config.availability_start).map_err(asset_error)?;
+            let (files, model) = library.open_blocking(asset).map_err(asset_error)?;
+            let live = LiveLoop::new(&model, config.availability_start, &files)
+                .map_err(|e| asset_error(e.to_string()))?;
+            tracing::info!(
+                channel = %name,
+                asset = %asset,
+                loop_s = live.loop_duration,
+                "live channel set up"
+            );
             channels.insert(
                 name.clone(),
                 Channel {
                     asset: asset.clone(),
-                    presentation,
-                    clock,
+                    files,
+                    live,
                 },
             );
         }

@@ -5,13 +5,14 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, header};
-use media::{Rendition, SteeringProtocol};
+use media::SteeringProtocol;
+use media::folder::{AssetFiles, HEADER_LIMIT};
+use media::live::SEGMENT_LIMIT;
 
 use crate::entity::{CachePolicy, Entity, respond};
 use crate::error::OriginError;
 use crate::live::{Channel, LiveManifest, SegmentChoice};
-use crate::paths::{media_kind, valid_component};
-use crate::routes::files::{file_error, serve_file};
+use crate::paths::valid_component;
 use crate::state::AppState;
 
 pub async fn live(
@@ -45,35 +46,23 @@ pub async fn live(
         }
         [media::package::MPD] => manifest(LiveManifest::Mpd, "application/dash+xml"),
         [rendition_id, file] => {
-            let rendition = channel
+            let r = channel
                 .rendition(rendition_id)
                 .ok_or_else(|| OriginError::not_found("no such rendition"))?;
             if file == media::package::MEDIA_PLAYLIST {
                 return manifest(
-                    LiveManifest::MediaPlaylist(rendition),
+                    LiveManifest::MediaPlaylist(r),
                     "application/vnd.apple.mpegurl",
                 );
             }
             if file == media::package::INIT_SEGMENT {
-                let path = state
-                    .library()
-                    .resolve(&[&channel.asset, rendition_id, file])
-                    .ok_or_else(|| OriginError::not_found("not found"))?;
-                return serve_file(
-                    &state,
-                    &path,
-                    HeaderValue::from_static("video/mp4"),
-                    CachePolicy::Immutable,
-                    &method,
-                    &headers,
-                )
-                .await;
+                return init(&state, &name, channel, r, &method, &headers).await;
             }
             let number = file
                 .strip_suffix(".m4s")
                 .and_then(|n| n.parse::<u64>().ok())
                 .ok_or_else(|| OriginError::not_found("not found"))?;
-            segment(&state, channel, rendition, number, &method, &headers).await
+            segment(&state, &name, channel, r, number, &method, &headers).await
         }
         _ => Err(OriginError::not_found("not found")),
     }
@@ -87,7 +76,7 @@ fn document(
     state: &AppState,
     name: &str,
     channel: &Channel,
-    which: LiveManifest<'_>,
+    which: LiveManifest,
     content_type: &'static str,
     method: &Method,
     headers: &HeaderMap,
@@ -119,51 +108,83 @@ fn document(
     Ok(respond(method, headers, &entity))
 }
 
+/// Reads what `read` reads of channel `name` on the blocking pool (files, and the CPU work
+/// of re-timing a segment, stay off the request threads).
+async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    name: &str,
+    read: impl FnOnce(&Channel) -> media::Result<T> + Send + 'static,
+) -> Result<T, OriginError> {
+    let state = state.clone();
+    let name = name.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let channel = state
+            .live()
+            .get(&name)
+            .ok_or_else(|| OriginError::not_found("no such live channel"))?;
+        read(channel).map_err(|e| {
+            tracing::warn!(channel = %name, error = %e, "cannot read the live channel's asset");
+            OriginError::Internal("cannot read the asset")
+        })
+    })
+    .await
+    .map_err(|_| OriginError::Internal("cannot read the asset"))?
+}
+
+/// Rendition `r`'s init segment, from wherever the asset keeps it (any name, or a byte
+/// range of a single file): it never changes while the origin runs.
+async fn init(
+    state: &AppState,
+    name: &str,
+    channel: &Channel,
+    r: usize,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, OriginError> {
+    let bytes = blocking(state, name, move |c| {
+        let source = c.live.init(r);
+        c.files.read(&source.path, source.range, HEADER_LIMIT)
+    })
+    .await?;
+    let entity = Entity::generated(
+        Bytes::from(bytes),
+        HeaderValue::from_static("video/mp4"),
+        CachePolicy::Immutable,
+        channel.started(),
+    );
+    Ok(respond(method, headers, &entity))
+}
+
 /// Live segment `number`: the asset segment it plays, re-timed, once the clock has reached
 /// its end and until it leaves the DVR window.
 async fn segment(
     state: &AppState,
+    name: &str,
     channel: &Channel,
-    rendition: &Rendition,
+    r: usize,
     number: u64,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, OriginError> {
     let now = state.clock().now();
-    let (asset_file, available_at) = match channel.segment(number, now, state.live().depth().dvr) {
+    let (source, available_at) = match channel.segment(r, number, now, state.live().depth().dvr) {
         SegmentChoice::NotYet => return Err(OriginError::NotYetAvailable),
         SegmentChoice::Expired => {
             return Err(OriginError::not_found("segment left the DVR window"));
         }
         SegmentChoice::Play {
-            asset_file,
+            source,
             available_at,
-        } => (asset_file, available_at),
+        } => (source, available_at),
     };
-    let path = state
-        .library()
-        .resolve(&[&channel.asset, &rendition.id, &asset_file])
-        .ok_or_else(|| OriginError::not_found("not found"))?;
-    let file = state
-        .store()
-        .get(&path)
-        .await
-        .map_err(|e| file_error(&path, e))?;
-    let bytes = file.bytes().await.map_err(|e| file_error(&path, e))?;
-    let live = channel
-        .clock
-        .retime(rendition, number, &bytes)
-        .map_err(|e| {
-            tracing::warn!(error = %e, "cannot re-time a live segment");
-            OriginError::Internal("cannot re-time the segment")
-        })?;
-    let content_type = media_kind(&asset_file)
-        .map_or(HeaderValue::from_static("video/iso.segment"), |k| {
-            k.content_type()
-        });
+    let live = blocking(state, name, move |c| {
+        let bytes = c.files.read(&source.path, source.range, SEGMENT_LIMIT)?;
+        c.live.retime(r, number, &bytes)
+    })
+    .await?;
     let entity = Entity::generated(
         Bytes::from(live),
-        content_type,
+        HeaderValue::from_static("video/iso.segment"),
         CachePolicy::Immutable,
         available_at,
     );

@@ -8,6 +8,11 @@
 //! `{edge}/vod/{asset}/v-…/`. Everything under a token is `immutable`, media playlists
 //! included. An asset without a model, or whose build cannot be snapshotted, is served
 //! as written (with steering, its manifests name the unversioned paths).
+//!
+//! With steering, any other multivariant playlist or MPD (an asset someone else packaged)
+//! is the file on disk edited with every edge as a pathway ([`VodSource::Text`]), so what
+//! the model cannot say (byte ranges, `SegmentList`, MPEG-TS, subtitles) stays as the
+//! packager wrote it. Media playlists carry no pathways and are served as they are.
 
 use std::path::Path;
 
@@ -17,10 +22,10 @@ use media::{Delivery, Pathway, SteeringProtocol};
 
 use crate::entity::{CachePolicy, Content, Entity, respond};
 use crate::error::OriginError;
-use crate::paths::media_kind;
-use crate::routes::files::{file_error, serve_file};
+use crate::paths::{MediaKind, media_kind};
+use crate::routes::files::{file_error, library_file, respond_file, serve_library_file};
 use crate::state::AppState;
-use crate::steering::manifests::{SourceVersion, SteeredManifest, write_vod};
+use crate::steering::manifests::{SourceVersion, SteeredManifest, VodSource, write_vod};
 use crate::store::StoreError;
 use crate::versions::Snapshot;
 
@@ -42,7 +47,7 @@ pub async fn versioned_file(
     let path = rest.iter().fold(build.clone(), |path, c| path.join(c));
     // Nothing under a token ever changes, manifests included.
     let cache = CachePolicy::Immutable;
-    match serve_file(state, &path, kind.content_type(), cache, method, headers).await {
+    match serve_library_file(state, &path, kind.content_type(), cache, method, headers).await {
         Err(OriginError::NotFound(_))
             if !tokio::fs::metadata(&build).await.is_ok_and(|m| m.is_dir()) =>
         {
@@ -58,25 +63,22 @@ pub async fn versioned_file(
 /// documentation says.
 pub async fn vod_manifest(
     state: &AppState,
-    asset: &str,
+    components: &[&str],
     protocol: SteeringProtocol,
     path: &Path,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, OriginError> {
+    let asset = components.first().copied().unwrap_or_default();
     let kind = path
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(media_kind)
         .ok_or_else(|| OriginError::not_found("not found"))?;
     // The asset offers the manifests it has on disk.
-    state
-        .store()
-        .get(path)
-        .await
-        .map_err(|e| file_error(path, e))?;
+    library_file(state, path).await?;
     let as_written = || {
-        serve_file(
+        serve_library_file(
             state,
             path,
             kind.content_type(),
@@ -98,7 +100,11 @@ pub async fn vod_manifest(
     }
     let model = match state.store().get(&model_path).await {
         Ok(model) => model,
-        // An asset without the model (packaged by hand) is served as written.
+        // An asset without the model (packaged by someone else) is served as written, or
+        // edited with the edges as pathways.
+        Err(StoreError::NotFound) if state.steering().is_some() => {
+            return edited_manifest(state, components, protocol, path, method, headers).await;
+        }
         Err(StoreError::NotFound) => return as_written().await,
         Err(e) => return Err(file_error(&model_path, e)),
     };
@@ -119,7 +125,7 @@ pub async fn vod_manifest(
                 .await
                 .map_err(|e| file_error(&model_path, e))?;
             let written = write_vod(
-                &json,
+                VodSource::Model(&json),
                 delivery(state, snapshot.as_ref(), &root, protocol),
                 protocol,
             );
@@ -140,8 +146,18 @@ pub async fn vod_manifest(
             }
         }
     };
+    Ok(respond(
+        method,
+        headers,
+        &steered_entity(state, &manifest, kind),
+    ))
+}
+
+/// A written manifest as a representation: no older than the steering configuration,
+/// which its pathways come from.
+fn steered_entity(state: &AppState, manifest: &SteeredManifest, kind: MediaKind) -> Entity {
     let since = state.steering().map(|s| s.since());
-    let entity = Entity {
+    Entity {
         content: Content::Bytes(manifest.bytes.clone()),
         len: manifest.bytes.len() as u64,
         etag: manifest.etag.clone(),
@@ -150,8 +166,105 @@ pub async fn vod_manifest(
         }),
         content_type: kind.content_type(),
         cache: kind.cache,
+    }
+}
+
+/// A multivariant playlist or MPD someone else packaged (at `components` in the library),
+/// with every edge as a pathway; kept until the file changes. A media playlist, a file too
+/// large to edit or one the editor cannot read is served as it is.
+pub async fn edited_manifest(
+    state: &AppState,
+    components: &[&str],
+    protocol: SteeringProtocol,
+    path: &Path,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, OriginError> {
+    let kind = components
+        .last()
+        .and_then(|name| media_kind(name))
+        .ok_or_else(|| OriginError::not_found("not found: unknown file type"))?;
+    let file = library_file(state, path).await?;
+    let Some(steering) = state.steering() else {
+        return Ok(respond_file(
+            file,
+            kind.content_type(),
+            kind.cache,
+            method,
+            headers,
+        ));
     };
-    Ok(respond(method, headers, &entity))
+    let (asset, in_asset) = match components {
+        [asset, rest @ ..] => (*asset, rest.join("/")),
+        [] => return Err(OriginError::not_found("not found")),
+    };
+    let key = format!("vod/{}", components.join("/"));
+    let source = SourceVersion {
+        etag: file.etag.clone(),
+        modified: file.last_modified,
+    };
+    let cache = state.manifests();
+    let manifest = match cache.get(&key, protocol, &source).await {
+        Some(manifest) => manifest,
+        None => {
+            if file.len > media::folder::MANIFEST_LIMIT {
+                tracing::warn!(path = %key, "too large to steer: served as it is");
+                return Ok(respond_file(
+                    file,
+                    kind.content_type(),
+                    kind.cache,
+                    method,
+                    headers,
+                ));
+            }
+            let bytes = file.bytes().await.map_err(|e| file_error(path, e))?;
+            let text = match std::str::from_utf8(&bytes) {
+                // Media playlists carry no pathways: the edges serve them as they are.
+                Ok(text)
+                    if protocol == SteeringProtocol::Dash || media::hls::is_multivariant(text) =>
+                {
+                    text
+                }
+                _ => {
+                    return Ok(respond_file(
+                        file,
+                        kind.content_type(),
+                        kind.cache,
+                        method,
+                        headers,
+                    ));
+                }
+            };
+            let delivery = steering.delivery(&format!("vod/{asset}"), protocol);
+            let from = VodSource::Text {
+                text,
+                path: &in_asset,
+            };
+            match write_vod(from, delivery, protocol) {
+                Ok(text) => {
+                    cache
+                        .insert(&key, protocol, SteeredManifest::new(source, text))
+                        .await
+                }
+                // A manifest the editor cannot read is still the asset's: served unsteered.
+                Err(e) => {
+                    tracing::warn!(path = %key, error = %e, "cannot steer: served as it is");
+                    return Ok(respond_file(
+                        file,
+                        kind.content_type(),
+                        kind.cache,
+                        method,
+                        headers,
+                    ));
+                }
+            }
+        }
+    };
+    Ok(respond(
+        method,
+        headers,
+        &steered_entity(state, &manifest, kind),
+    ))
 }
 
 /// Where the manifests of the build under `root` send players: every edge with steering,

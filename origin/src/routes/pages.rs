@@ -73,11 +73,12 @@ fn asset_row(asset: &AssetInfo) -> String {
     let mut links = vec![format!(
         "<a class=\"watch\" href=\"watch/{name}\">watch</a>"
     )];
-    if asset.has_hls {
-        links.push(format!("<a href=\"vod/{name}/{HLS_MANIFEST}\">HLS</a>"));
+    // The manifests' paths are valid path components: nothing to escape.
+    if let Some(path) = asset.hls_path() {
+        links.push(format!("<a href=\"{}\">HLS</a>", &path[1..]));
     }
-    if asset.has_dash {
-        links.push(format!("<a href=\"vod/{name}/{DASH_MANIFEST}\">DASH</a>"));
+    if let Some(path) = asset.dash_path() {
+        links.push(format!("<a href=\"{}\">DASH</a>", &path[1..]));
     }
     let duration = asset
         .duration
@@ -194,12 +195,8 @@ pub async fn watch(
         };
     };
     let root = "../";
-    let hls = info
-        .has_hls
-        .then(|| format!("{root}vod/{}/{HLS_MANIFEST}", info.name));
-    let dash = info
-        .has_dash
-        .then(|| format!("{root}vod/{}/{DASH_MANIFEST}", info.name));
+    let hls = info.hls_path().map(|p| format!("..{p}"));
+    let dash = info.dash_path().map(|p| format!("..{p}"));
     Ok(watch_page(
         &state, &info.name, root, hls, dash, source, &method, &headers,
     )

@@ -45,20 +45,39 @@ pub enum ManifestError {
     Media(#[from] media::MediaError),
 }
 
-/// A VOD multivariant playlist or static MPD written from `presentation_json` (the asset's
-/// `presentation.json`) with `delivery`'s pathways.
+/// What a steered VOD manifest is written from.
+#[derive(Debug, Clone, Copy)]
+pub enum VodSource<'a> {
+    /// The asset's `presentation.json` (ours): the manifest is written from the model.
+    Model(&'a [u8]),
+    /// A multivariant playlist or MPD someone else packaged (its text, and its path in the
+    /// asset folder): edited in place, so everything the model cannot say (subtitles,
+    /// I-frame playlists, byte ranges, `SegmentList`, `SegmentBase`, MPEG-TS) stays as the
+    /// packager wrote it.
+    Text { text: &'a str, path: &'a str },
+}
+
+/// A VOD multivariant playlist or static MPD with `delivery`'s pathways, from `source`.
 pub fn write_vod(
-    presentation_json: &[u8],
+    source: VodSource<'_>,
     delivery: Delivery,
     protocol: SteeringProtocol,
 ) -> Result<String, ManifestError> {
-    let presentation = Presentation {
-        delivery,
-        ..serde_json::from_slice(presentation_json)?
-    };
-    Ok(match protocol {
-        SteeringProtocol::Hls => media::hls::write_multivariant(&presentation)?,
-        SteeringProtocol::Dash => media::dash::write_static_mpd(&presentation)?,
+    Ok(match source {
+        VodSource::Model(presentation_json) => {
+            let presentation = Presentation {
+                delivery,
+                ..serde_json::from_slice(presentation_json)?
+            };
+            match protocol {
+                SteeringProtocol::Hls => media::hls::write_multivariant(&presentation)?,
+                SteeringProtocol::Dash => media::dash::write_static_mpd(&presentation)?,
+            }
+        }
+        VodSource::Text { text, path } => match protocol {
+            SteeringProtocol::Hls => media::hls::steer_multivariant(text, path, &delivery)?,
+            SteeringProtocol::Dash => media::dash::steer_mpd(text, path, &delivery)?,
+        },
     })
 }
 
@@ -88,10 +107,11 @@ impl SteeredManifest {
     }
 }
 
-/// Steered VOD manifests by (asset, protocol). The edges are fixed for the life of the
-/// steering state and the manifests do not depend on the steering decisions, so what
-/// changes them is the asset's `presentation.json`: an entry serves only the version it
-/// was written from. Bounded in bytes; the least recently used go first.
+/// Steered VOD manifests by (manifest path in the library, protocol). The edges are fixed
+/// for the life of the steering state and the manifests do not depend on the steering
+/// decisions, so what changes them is the file they are written from (the asset's
+/// `presentation.json`, or the manifest itself): an entry serves only the version it was
+/// written from. Bounded in bytes; the least recently used go first.
 #[derive(Debug)]
 pub struct ManifestCache {
     entries: moka::future::Cache<(String, &'static str), Arc<SteeredManifest>>,
@@ -108,15 +128,15 @@ impl ManifestCache {
         Self { entries }
     }
 
-    /// The manifest of `asset` for `protocol`, if it was written from `source`.
+    /// The manifest at `path` for `protocol`, if it was written from `source`.
     pub async fn get(
         &self,
-        asset: &str,
+        path: &str,
         protocol: SteeringProtocol,
         source: &SourceVersion,
     ) -> Option<Arc<SteeredManifest>> {
         self.entries
-            .get(&(asset.to_owned(), protocol_name(protocol)))
+            .get(&(path.to_owned(), protocol_name(protocol)))
             .await
             .filter(|m| m.source == *source)
     }
@@ -124,14 +144,14 @@ impl ManifestCache {
     /// Keeps `manifest` in place of any other version of it.
     pub async fn insert(
         &self,
-        asset: &str,
+        path: &str,
         protocol: SteeringProtocol,
         manifest: SteeredManifest,
     ) -> Arc<SteeredManifest> {
         let manifest = Arc::new(manifest);
         self.entries
             .insert(
-                (asset.to_owned(), protocol_name(protocol)),
+                (path.to_owned(), protocol_name(protocol)),
                 Arc::clone(&manifest),
             )
             .await;
@@ -243,6 +263,29 @@ mod tests {
     }
 
     #[test]
+    fn foreign_manifests_are_edited_and_media_playlists_refused() {
+        let d = || delivery(&edges(), "vod/a", SteeringProtocol::Hls);
+        let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv/0.m3u8\n";
+        let source = VodSource::Text {
+            text: master,
+            path: "hls/main.m3u8",
+        };
+        let text = write_vod(source, d(), SteeringProtocol::Hls).unwrap();
+        assert!(
+            text.contains("\nhttp://10.0.0.2:8081/cdn/vod/a/hls/v/0.m3u8\n"),
+            "{text}"
+        );
+        let media = VodSource::Text {
+            text: "#EXTM3U\n#EXTINF:2,\na.ts\n",
+            path: "a.m3u8",
+        };
+        assert!(matches!(
+            write_vod(media, d(), SteeringProtocol::Hls),
+            Err(ManifestError::Media(_))
+        ));
+    }
+
+    #[test]
     fn vod_manifests_are_written_from_the_model_with_the_delivery() {
         let empty = serde_json::to_vec(&Presentation {
             kind: media::PresentationKind::Vod,
@@ -257,7 +300,7 @@ mod tests {
         ];
         for (json, parses) in rows {
             let d = delivery(&edges(), "vod/a", SteeringProtocol::Hls);
-            let written = write_vod(json, d, SteeringProtocol::Hls);
+            let written = write_vod(VodSource::Model(json), d, SteeringProtocol::Hls);
             assert_eq!(
                 matches!(written, Err(ManifestError::Model(_))),
                 !parses,

@@ -353,23 +353,7 @@ async fn load_hls(
         (parsed.renditions, parsed.delivery)
     } else {
         // A media playlist on its own: one rendition of unknown bitrate.
-        let only = vec![Rendition {
-            id: "media".into(),
-            media_type: MediaType::Video,
-            bandwidth_peak: 0,
-            bandwidth_avg: 0,
-            width: None,
-            height: None,
-            frame_rate: None,
-            codecs: media::Codecs::default(),
-            sample_rate: None,
-            init_uri: None,
-            init_range: None,
-            container: Container::Fmp4,
-            playlist_uri: Some(base.to_string()),
-            segment_index: None,
-            segments: Vec::new(),
-        }];
+        let only = vec![Rendition::of_media_playlist("media", base.as_str())];
         (only, Delivery::default())
     };
     fetcher.routes().install(&delivery);
@@ -406,10 +390,7 @@ async fn load_hls(
             reload_s = reload_s.min(info.target_duration);
             live = true;
         }
-        r.segments = info.segments;
-        r.init_uri = info.init_uri;
-        r.init_range = info.init_range;
-        r.container = info.container;
+        info.fill(r);
     }
     Ok(Presentation {
         kind: if live {
