@@ -222,7 +222,7 @@ async fn out_of_descriptors_accept_backs_off_and_recovers() {
         env!("CARGO_BIN_EXE_edge"),
     ])
     .env("EDGE_ORIGIN", up.url().as_str())
-    .env("RUST_LOG", "edge=warn");
+    .env("RUST_LOG", "edge=warn,http_rules=warn");
     let (mut child, url, log) = start(cmd).await;
     let pid = child.0.id();
     let addr = url.trim_start_matches("http://").to_owned();
