@@ -112,10 +112,7 @@ pub async fn vod_manifest(
         Some(build) => format!("vod/{asset}/{}", build.token),
         None => format!("vod/{asset}"),
     };
-    let source = SourceVersion {
-        etag: model.etag.clone(),
-        modified: model.last_modified,
-    };
+    let source = SourceVersion::of(&model);
     let cache = state.manifests();
     let manifest = match cache.get(&root, protocol, &source).await {
         Some(manifest) => manifest,
@@ -185,37 +182,23 @@ pub async fn edited_manifest(
         .and_then(|name| media_kind(name))
         .ok_or_else(|| OriginError::not_found("not found: unknown file type"))?;
     let file = library_file(state, path).await?;
+    let as_is = |file| respond_file(file, kind.content_type(), kind.cache, method, headers);
     let Some(steering) = state.steering() else {
-        return Ok(respond_file(
-            file,
-            kind.content_type(),
-            kind.cache,
-            method,
-            headers,
-        ));
+        return Ok(as_is(file));
     };
     let (asset, in_asset) = match components {
         [asset, rest @ ..] => (*asset, rest.join("/")),
         [] => return Err(OriginError::not_found("not found")),
     };
     let key = format!("vod/{}", components.join("/"));
-    let source = SourceVersion {
-        etag: file.etag.clone(),
-        modified: file.last_modified,
-    };
+    let source = SourceVersion::of(&file);
     let cache = state.manifests();
     let manifest = match cache.get(&key, protocol, &source).await {
         Some(manifest) => manifest,
         None => {
             if file.len > media::folder::MANIFEST_LIMIT {
                 tracing::warn!(path = %key, "too large to steer: served as it is");
-                return Ok(respond_file(
-                    file,
-                    kind.content_type(),
-                    kind.cache,
-                    method,
-                    headers,
-                ));
+                return Ok(as_is(file));
             }
             let bytes = file.bytes().await.map_err(|e| file_error(path, e))?;
             let text = match std::str::from_utf8(&bytes) {
@@ -226,13 +209,7 @@ pub async fn edited_manifest(
                     text
                 }
                 _ => {
-                    return Ok(respond_file(
-                        file,
-                        kind.content_type(),
-                        kind.cache,
-                        method,
-                        headers,
-                    ));
+                    return Ok(as_is(file));
                 }
             };
             let delivery = steering.delivery(&format!("vod/{asset}"), protocol);
@@ -249,13 +226,7 @@ pub async fn edited_manifest(
                 // A manifest the editor cannot read is still the asset's: served unsteered.
                 Err(e) => {
                     tracing::warn!(path = %key, error = %e, "cannot steer: served as it is");
-                    return Ok(respond_file(
-                        file,
-                        kind.content_type(),
-                        kind.cache,
-                        method,
-                        headers,
-                    ));
+                    return Ok(as_is(file));
                 }
             }
         }

@@ -12,6 +12,7 @@ use media::{Delivery, Pathway, Presentation, SteeringProtocol, SteeringServer};
 
 use crate::entity::tag_of;
 use crate::steering::policy::{START_PARAM, protocol_name};
+use crate::store::StoredFile;
 use http_rules::etag::EntityTag;
 
 /// The presentation under `root` (`vod/sample`, `live/live`) on every edge, for
@@ -86,6 +87,15 @@ pub fn write_vod(
 pub struct SourceVersion {
     pub etag: EntityTag,
     pub modified: SystemTime,
+}
+
+impl SourceVersion {
+    pub fn of(file: &StoredFile) -> Self {
+        Self {
+            etag: file.etag.clone(),
+            modified: file.last_modified,
+        }
+    }
 }
 
 /// A steered manifest and its strong tag, computed once.
