@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderValue, Method};
 
 use crate::entity::{CachePolicy, Entity, respond};
 use crate::error::OriginError;
+use crate::paths::{MediaKind, media_kind};
 use crate::state::AppState;
 use crate::store::{StoreError, StoredFile};
 
@@ -29,6 +30,15 @@ pub fn file_error(path: &Path, error: StoreError) -> OriginError {
             OriginError::Internal("cannot read file")
         }
     }
+}
+
+/// The kind of the file a request names by its last path component; a 404 for a type the
+/// origin does not serve.
+pub fn file_kind(components: &[&str]) -> Result<MediaKind, OriginError> {
+    components
+        .last()
+        .and_then(|name| media_kind(name))
+        .ok_or_else(|| OriginError::not_found("not found: unknown file type"))
 }
 
 /// A file of the library (at `path`, built by [`crate::library::Library::resolve`]) from

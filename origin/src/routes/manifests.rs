@@ -22,8 +22,8 @@ use media::{Delivery, Pathway, SteeringProtocol};
 
 use crate::entity::{CachePolicy, Content, Entity, respond};
 use crate::error::OriginError;
-use crate::paths::{MediaKind, media_kind};
-use crate::routes::files::{file_error, library_file, respond_file, serve_library_file};
+use crate::paths::MediaKind;
+use crate::routes::files::{file_error, file_kind, library_file, respond_file, serve_library_file};
 use crate::state::AppState;
 use crate::steering::manifests::{SourceVersion, SteeredManifest, VodSource, write_vod};
 use crate::store::StoreError;
@@ -39,10 +39,7 @@ pub async fn versioned_file(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, OriginError> {
-    let kind = rest
-        .last()
-        .and_then(|name| media_kind(name))
-        .ok_or_else(|| OriginError::not_found("not found: unknown file type"))?;
+    let kind = file_kind(rest)?;
     let build = state.versions().dir_of(asset, token);
     let path = rest.iter().fold(build.clone(), |path, c| path.join(c));
     // Nothing under a token ever changes, manifests included.
@@ -65,16 +62,12 @@ pub async fn vod_manifest(
     state: &AppState,
     components: &[&str],
     protocol: SteeringProtocol,
+    kind: MediaKind,
     path: &Path,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, OriginError> {
     let asset = components.first().copied().unwrap_or_default();
-    let kind = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(media_kind)
-        .ok_or_else(|| OriginError::not_found("not found"))?;
     // The asset offers the manifests it has on disk.
     library_file(state, path).await?;
     let as_written = || {
@@ -103,7 +96,7 @@ pub async fn vod_manifest(
         // An asset without the model (packaged by someone else) is served as written, or
         // edited with the edges as pathways.
         Err(StoreError::NotFound) if state.steering().is_some() => {
-            return edited_manifest(state, components, protocol, path, method, headers).await;
+            return edited_manifest(state, components, protocol, kind, path, method, headers).await;
         }
         Err(StoreError::NotFound) => return as_written().await,
         Err(e) => return Err(file_error(&model_path, e)),
@@ -173,14 +166,11 @@ pub async fn edited_manifest(
     state: &AppState,
     components: &[&str],
     protocol: SteeringProtocol,
+    kind: MediaKind,
     path: &Path,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, OriginError> {
-    let kind = components
-        .last()
-        .and_then(|name| media_kind(name))
-        .ok_or_else(|| OriginError::not_found("not found: unknown file type"))?;
     let file = library_file(state, path).await?;
     let as_is = |file| respond_file(file, kind.content_type(), kind.cache, method, headers);
     let Some(steering) = state.steering() else {

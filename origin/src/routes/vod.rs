@@ -11,8 +11,8 @@ use media::SteeringProtocol;
 
 use crate::error::OriginError;
 use crate::library::{DASH_MANIFEST, HLS_MANIFEST};
-use crate::paths::{self, media_kind, valid_component};
-use crate::routes::files::serve_library_file;
+use crate::paths::{self, valid_component};
+use crate::routes::files::{file_kind, serve_library_file};
 use crate::routes::manifests;
 use crate::state::AppState;
 use crate::versions::token_of_component;
@@ -44,10 +44,7 @@ pub async fn vod(
     {
         return manifests::versioned_file(&state, asset, token, rest, &method, &headers).await;
     }
-    let kind = components
-        .last()
-        .and_then(|name| media_kind(name))
-        .ok_or_else(|| OriginError::not_found("not found: unknown file type"))?;
+    let kind = file_kind(&components)?;
     let path = state
         .library()
         .resolve(&components)
@@ -62,6 +59,7 @@ pub async fn vod(
                 &state,
                 &components,
                 protocol,
+                kind,
                 &path,
                 &method,
                 &headers,
@@ -73,6 +71,7 @@ pub async fn vod(
                 &state,
                 &components,
                 protocol,
+                kind,
                 &path,
                 &method,
                 &headers,
